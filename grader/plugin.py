@@ -1,0 +1,235 @@
+"""The pytest plugin that turns a course's checks into a grade.
+
+It registers the markers (`points`, `hint`, `timeout`), provides the fixtures a check asks
+for (`student`, `reference`, `rng`, `device`), enforces the grade's time limit and per-check
+call timeouts, and collects one `CheckResult` per check through pytest's report hook. It does
+not decide which checks run or how results are printed: that is the runner's and the
+reports' job.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import time
+from collections.abc import Callable
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import numpy as np
+import pytest
+
+from grader.compare import CheckFailure
+from grader.course import Assignment
+from grader.errors import GraderError
+from grader.result import CheckResult
+from grader.sandbox.proxy import Sandbox, StudentError, SubmissionProxy
+
+MARKERS = {
+    "points(n)": "points the check is worth",
+    "hint(text)": "hint added to a failure message that has none",
+    "timeout(seconds)": "time limit for each call into student code during this check",
+}
+
+_references: dict[tuple[str, int, str], ModuleType] = {}
+
+
+class GradeTimeLimit(Exception):
+    """The grade's total time limit ran out before this check started."""
+
+
+def load_reference(path: Path, device: str) -> ModuleType:
+    """Import a reference solution once per file version and device (reused across grades)."""
+    from grader import torchref
+
+    torchref.set_device(device)
+    key = (str(path), path.stat().st_mtime_ns, device)
+    if key not in _references:
+        spec = importlib.util.spec_from_file_location(f"dl_grader_reference_{path.stem}", path)
+        if spec is None or spec.loader is None:
+            raise GraderError(f"cannot load reference solution {path}")
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        _references[key] = module
+    return _references[key]
+
+
+def check_id(item: pytest.Item, checks_dir: Path) -> str:
+    """Stable id: path under checks/ plus the test name, e.g. `public/test_gates.py::test_and`."""
+    relative = Path(item.path).resolve().relative_to(checks_dir.resolve()).as_posix()
+    return f"{relative}::{item.nodeid.split('::', 1)[1]}"
+
+
+def check_name(item: pytest.Item) -> str:
+    """Human-readable name: the docstring's first line, else the function name in words."""
+    function = getattr(item, "function", None)
+    doc = (function.__doc__ or "").strip().splitlines() if function else []
+    base = doc[0].rstrip(".") if doc else item.originalname.removeprefix("test_").replace("_", " ")
+    param = getattr(item, "callspec", None)
+    return f"{base} [{param.id}]" if param else base
+
+
+def classify(error: BaseException) -> tuple[str, str, str]:
+    """(status, one-line message, details) for an exception that ended a check."""
+    if isinstance(error, CheckFailure):
+        return "failed", error.message, error.details
+    if isinstance(error, StudentError):
+        return error.status, error.message, error.details
+    if isinstance(error, GradeTimeLimit):
+        return "timeout", str(error), ""
+    if isinstance(error, AssertionError):
+        text = str(error).strip()
+        first = text.splitlines()[0] if text else "assertion failed"
+        return "failed", first, text
+    summary = f"{type(error).__name__}: {error}".splitlines()[0][:300]
+    return (
+        "error",
+        f"the check could not evaluate your result ({summary}); "
+        "check the types and shapes you return.",
+        "",
+    )
+
+
+class GradePlugin:
+    """Fixtures, markers and result collection for one grade."""
+
+    def __init__(
+        self,
+        assignment: Assignment,
+        sandbox: Sandbox,
+        *,
+        seed: int,
+        device: str,
+        deadline: float,
+        on_result: Callable[[CheckResult], None] | None = None,
+    ) -> None:
+        self.assignment = assignment
+        self.sandbox = sandbox
+        self.seed = seed
+        self.device_name = device
+        self.deadline = deadline
+        self.on_result = on_result
+        self.results: list[CheckResult] = []
+        self.authoring_errors: list[str] = []
+        self.collection_errors: list[str] = []
+        self.internal_errors: list[str] = []
+        self._phases: dict[str, dict[str, Any]] = {}
+
+    # -- configuration and collection -------------------------------------------------------
+
+    def pytest_configure(self, config: pytest.Config) -> None:
+        for marker, text in MARKERS.items():
+            config.addinivalue_line("markers", f"{marker}: {text}")
+
+    def pytest_collectreport(self, report: pytest.CollectReport) -> None:
+        if report.failed:
+            self.collection_errors.append(f"{report.nodeid}: {report.longreprtext}")
+
+    def pytest_collection_modifyitems(self, items: list[pytest.Item]) -> None:
+        for item in items:
+            marker = item.get_closest_marker("points")
+            if marker is None or not marker.args or not isinstance(marker.args[0], int | float):
+                self.authoring_errors.append(f"{item.nodeid} has no @pytest.mark.points(n)")
+
+    # -- fixtures ---------------------------------------------------------------------------
+
+    @pytest.fixture
+    def student(self) -> SubmissionProxy:
+        """The submission's module, running in the sandboxed worker."""
+        self.sandbox.module_handle()
+        return SubmissionProxy(self.sandbox)
+
+    @pytest.fixture(scope="session")
+    def reference(self) -> ModuleType:
+        """The assignment's reference solution, computing on the grade's device."""
+        try:
+            return load_reference(self.assignment.reference_path, self.device_name)
+        except Exception as error:
+            message = f"reference solution failed to load: {type(error).__name__}: {error}"
+            self.internal_errors.append(message)
+            raise GraderError(message) from error
+
+    @pytest.fixture
+    def rng(self, request: pytest.FixtureRequest) -> np.random.Generator:
+        """A generator seeded from the grade's seed and the check's id (order-independent)."""
+        ident = check_id(request.node, self.assignment.checks_dir)
+        salt = int.from_bytes(hashlib.sha256(ident.encode()).digest()[:8], "big")
+        return np.random.default_rng([self.seed, salt])
+
+    @pytest.fixture
+    def device(self) -> str:
+        """The device reference computations run on: "cpu" or "cuda"."""
+        return self.device_name
+
+    # -- running and reporting --------------------------------------------------------------
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_runtest_setup(self, item: pytest.Item) -> None:
+        if time.monotonic() > self.deadline:
+            raise GradeTimeLimit(
+                f"not run: the grade's time limit ({self.assignment.limits.total_timeout_s:g} s) "
+                "was used up by earlier checks."
+            )
+        marker = item.get_closest_marker("timeout")
+        limit = self.assignment.limits.call_timeout_s
+        self.sandbox.call_timeout = float(marker.args[0]) if marker else limit
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_makereport(
+        self, item: pytest.Item, call: pytest.CallInfo
+    ) -> pytest.TestReport:
+        report = yield
+        phases = self._phases.setdefault(item.nodeid, {"duration": 0.0})
+        phases["duration"] += report.duration
+        if report.failed and "error" not in phases and call.excinfo is not None:
+            phases["error"] = call.excinfo.value
+        if report.skipped and "skipped" not in phases:
+            phases["skipped"] = report.longrepr
+        if report.when == "teardown":
+            self._finish(item, self._phases.pop(item.nodeid))
+        return report
+
+    def _finish(self, item: pytest.Item, phases: dict[str, Any]) -> None:
+        points = float(item.get_closest_marker("points").args[0])
+        hidden = (
+            "hidden"
+            in Path(item.path).resolve().relative_to(self.assignment.checks_dir.resolve()).parts[:1]
+        )
+        error = phases.get("error")
+        if error is not None:
+            status, message, details = classify(error)
+            message = self._with_hint(item, status, message)
+            score = 0.0
+        elif "skipped" in phases:
+            status, message, details, score = "skipped", _skip_reason(phases["skipped"]), "", 0.0
+        else:
+            status, message, details, score = "passed", "", "", points
+        result = CheckResult(
+            id=check_id(item, self.assignment.checks_dir),
+            name=check_name(item),
+            score=score,
+            max_score=points,
+            status=status,
+            hidden=hidden,
+            message=message,
+            details=details,
+            duration_s=phases["duration"],
+        )
+        self.results.append(result)
+        if self.on_result is not None:
+            self.on_result(result)
+
+    @staticmethod
+    def _with_hint(item: pytest.Item, status: str, message: str) -> str:
+        marker = item.get_closest_marker("hint")
+        skip = "not implemented" in message or "Hint:" in message or status == "timeout"
+        if marker is None or skip or "could not be imported" in message:
+            return message
+        return f"{message} Hint: {' '.join(str(marker.args[0]).split())}"
+
+
+def _skip_reason(longrepr: Any) -> str:
+    if isinstance(longrepr, tuple) and len(longrepr) == 3:
+        return str(longrepr[2]).removeprefix("Skipped: ")
+    return "skipped"

@@ -1,0 +1,173 @@
+"""Grade one submission: prepare it, run the assignment's checks under our plugin, return a Grade.
+
+This is the library entry point the CLI, batch grading and the tests all call. It owns the
+order of things (resolve course and device, copy the submission, start the sandbox, run
+pytest in this trusted process, kill the worker, assemble the `Grade`) and the translation of
+pytest's exit codes into `BadInput`/`GraderError`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from grader import __version__
+from grader.course import Assignment, Course, load_course
+from grader.errors import BadInput, GraderError
+from grader.plugin import GradePlugin
+from grader.result import CheckResult, Grade, SubmissionInfo
+from grader.sandbox.limits import Limits
+from grader.sandbox.proxy import Sandbox
+from grader.submission import prepare
+
+DEFAULT_SEED = 1234
+DEVICES = ("auto", "cpu", "cuda")
+
+
+def resolve_device(device: str) -> str:
+    """ "auto" becomes "cuda" when a CUDA GPU is usable, else "cpu"."""
+    if device not in DEVICES:
+        raise BadInput(f"unknown device '{device}' (choose from {', '.join(DEVICES)}).")
+    import torch
+
+    if device == "cuda" and not torch.cuda.is_available():
+        raise BadInput("--device cuda was asked for, but no CUDA GPU is available here.")
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return device
+
+
+@contextlib.contextmanager
+def _quiet_pytest() -> Iterator[io.StringIO]:
+    """Keep pytest's own terminal output and third-party plugins out of the grade."""
+    buffer = io.StringIO()
+    previous = os.environ.get("PYTEST_DISABLE_PLUGIN_AUTOLOAD")
+    os.environ["PYTEST_DISABLE_PLUGIN_AUTOLOAD"] = "1"
+    try:
+        with contextlib.redirect_stdout(buffer):
+            yield buffer
+    finally:
+        if previous is None:
+            os.environ.pop("PYTEST_DISABLE_PLUGIN_AUTOLOAD", None)
+        else:
+            os.environ["PYTEST_DISABLE_PLUGIN_AUTOLOAD"] = previous
+
+
+def _forget_check_modules(checks_dir: Path) -> None:
+    """Drop imported check modules so the next grade sees the files as they are now."""
+    root = str(checks_dir.resolve())
+    for name, module in list(sys.modules.items()):
+        if (getattr(module, "__file__", None) or "").startswith(root):
+            del sys.modules[name]
+
+
+def run_checks(
+    assignment: Assignment,
+    plugin: GradePlugin,
+    *,
+    public_only: bool,
+    keyword: str | None,
+) -> None:
+    """Run the assignment's checks in this process with `plugin` collecting the results."""
+    paths = [assignment.public_checks]
+    if not public_only and assignment.hidden_checks.is_dir():
+        paths.append(assignment.hidden_checks)
+    paths = [p for p in paths if p.is_dir()]
+    if not paths:
+        raise GraderError(f"{assignment.checks_dir} has no public/ or hidden/ checks.")
+    args = [str(p) for p in paths] + [
+        "-c",
+        os.devnull,
+        "--rootdir",
+        str(assignment.course_root),
+        "--confcutdir",
+        str(assignment.checks_dir),
+        "--import-mode=importlib",
+        "--capture=sys",
+        "--tb=short",
+        "-q",
+        "-p",
+        "no:cacheprovider",
+        "-p",
+        "no:stepwise",
+    ]
+    if keyword:
+        args += ["-k", keyword]
+    try:
+        with _quiet_pytest() as output:
+            code = pytest.main(args, plugins=[plugin])
+    finally:
+        _forget_check_modules(assignment.checks_dir)
+    if plugin.collection_errors or plugin.authoring_errors:
+        problems = plugin.collection_errors + plugin.authoring_errors
+        raise GraderError(f"the checks of {assignment.name} are broken: {problems[0]}")
+    if plugin.internal_errors:
+        raise GraderError(plugin.internal_errors[0])
+    if code == pytest.ExitCode.NO_TESTS_COLLECTED:
+        if keyword:
+            raise BadInput(f"no checks of {assignment.name} match -k {keyword!r}.")
+        raise GraderError(f"{assignment.name} has no checks.")
+    if code == pytest.ExitCode.USAGE_ERROR and keyword:
+        raise BadInput(f"invalid -k expression {keyword!r}.")
+    if code == pytest.ExitCode.INTERRUPTED:
+        raise KeyboardInterrupt
+    if code not in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED):
+        raise GraderError(f"pytest stopped with exit code {int(code)}:\n{output.getvalue()}")
+
+
+def grade(
+    assignment_name: str,
+    submission: Path | None = None,
+    *,
+    course: Course | None = None,
+    seed: int = DEFAULT_SEED,
+    device: str = "auto",
+    public_only: bool = False,
+    keyword: str | None = None,
+    limits: Limits | None = None,
+    on_result: Callable[[CheckResult], None] | None = None,
+) -> Grade:
+    """Grade the submission at `submission` (default: the current folder) and return the Grade."""
+    started = time.monotonic()
+    course = course or load_course()
+    assignment = course.assignment(assignment_name)
+    limits = limits or assignment.limits
+    device = resolve_device(device)
+    source = Path(submission) if submission is not None else Path.cwd()
+    with tempfile.TemporaryDirectory(prefix="dl-grader-") as workdir:
+        prepared = prepare(source, assignment, Path(workdir))
+        sandbox = Sandbox(prepared.folder, assignment.module, limits)
+        sandbox.deadline = started + limits.total_timeout_s
+        plugin = GradePlugin(
+            assignment,
+            sandbox,
+            seed=seed,
+            device=device,
+            deadline=sandbox.deadline,
+            on_result=on_result,
+        )
+        try:
+            run_checks(assignment, plugin, public_only=public_only, keyword=keyword)
+        finally:
+            sandbox.close()
+    return Grade(
+        assignment=assignment.name,
+        title=assignment.title,
+        seed=seed,
+        device=device,
+        grader_version=__version__,
+        duration_s=time.monotonic() - started,
+        submission=SubmissionInfo(path=str(source), sha256=prepared.sha256),
+        tests=tuple(plugin.results),
+        public_only=public_only,
+        student_output=sandbox.output.text(),
+        worker={"starts": sandbox.starts, "limits": sandbox.applied_limits},
+    )

@@ -1,0 +1,1 @@
+"""Running student code out of process: wire format, worker, trusted-side proxy, limits."""

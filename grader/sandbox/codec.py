@@ -1,0 +1,371 @@
+"""The wire format between the trusted grader and the sandboxed worker.
+
+A message is a frame: an 12-byte prefix (JSON header length, total blob length), a JSON
+header, then binary blobs. Values are JSON with tagged objects for what JSON lacks: arrays
+and NumPy scalars travel as `.npy` blobs read with `allow_pickle=False`, tuples, dicts with
+any keys, non-finite floats, remote-object handles, callbacks, NumPy generators and
+references to arguments (for syncing in-place changes back). Nothing is ever unpickled, and
+only numeric arrays are accepted, so a decoded value is always plain data.
+
+This module has no grader imports: the worker loads it before any student code runs.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+import os
+import select
+import struct
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+PREFIX = struct.Struct(">IQ")
+MAX_HEADER_BYTES = 64 << 20
+MAX_DEPTH = 64
+NUMERIC_KINDS = "biufc"
+GENERATOR_KINDS = ("PCG64", "PCG64DXSM", "MT19937", "Philox", "SFC64")
+
+
+class ProtocolError(Exception):
+    """The other side sent something that is not a valid message."""
+
+
+class ChannelTimeout(Exception):
+    """No complete message arrived before the deadline."""
+
+
+class ChannelClosed(Exception):
+    """The other side closed the pipe (for the worker: it died)."""
+
+
+@dataclass(frozen=True)
+class Handle:
+    """A reference to an object that lives in the worker."""
+
+    id: int
+    cls: str
+    methods: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Callback:
+    """A reference to a callable that lives in the trusted process."""
+
+    id: int
+
+
+@dataclass(frozen=True)
+class Ref:
+    """A reference to an argument the receiver already holds (identity across a call)."""
+
+    id: int
+
+
+@dataclass
+class Encoder:
+    """Turns values into a JSON tree plus blobs.
+
+    `track` numbers every array, dict and list (the receiver numbers them the same way, so
+    either side can refer back to them); `handle_for` is called for values that are not plain
+    data (the worker registers them as remote objects); `callback_for` likewise for callables
+    on the trusted side.
+    """
+
+    track: bool = False
+    handle_for: Callable[[Any], Handle] | None = None
+    callback_for: Callable[[Any], Callback] | None = None
+    refs: dict[int, Any] = field(default_factory=dict)
+    blobs: list[bytes] = field(default_factory=list)
+    _seen: dict[int, int] = field(default_factory=dict)
+
+    def encode(self, value: Any, depth: int = 0) -> Any:
+        if depth > MAX_DEPTH:
+            raise ValueError("value nested too deeply")
+        if value is None or type(value) in (bool, str):
+            return value
+        if type(value) is int:
+            return value
+        if type(value) is float:
+            return value if math.isfinite(value) else {"$f": repr(value)}
+        if isinstance(value, Ref):
+            return {"$r": value.id}
+        if isinstance(value, np.ndarray):
+            return self._tracked(value, lambda: {"$a": self._blob(value)})
+        if isinstance(value, np.generic):
+            return {"$s": self._blob(np.asarray(value))}
+        if isinstance(value, np.random.Generator):
+            return {"$g": self.encode(value.bit_generator.state, depth + 1)}
+        if isinstance(value, int | float | str):
+            return self.encode(_base_value(value), depth)
+        if type(value) is tuple:
+            return {"$t": [self.encode(v, depth + 1) for v in value]}
+        if type(value) is list:
+            items = lambda: [self.encode(v, depth + 1) for v in value]  # noqa: E731
+            if not self.track:
+                return items()
+            return self._tracked(value, lambda: {"$l": items()})
+        if type(value) is dict:
+            pairs = lambda: [  # noqa: E731
+                [self.encode(k, depth + 1), self.encode(v, depth + 1)] for k, v in value.items()
+            ]
+            return self._tracked(value, lambda: {"$d": pairs()})
+        if isinstance(value, Handle):
+            return {"$h": value.id, "cls": value.cls, "methods": list(value.methods)}
+        if self.callback_for is not None and callable(value):
+            return {"$c": self.callback_for(value).id}
+        if self.handle_for is not None:
+            return self.encode(self.handle_for(value), depth)
+        raise TypeError(f"cannot send a value of type {type(value).__name__}")
+
+    def _tracked(self, value: Any, build: Callable[[], dict]) -> dict:
+        if not self.track:
+            return build()
+        key = id(value)
+        if key in self._seen:
+            return {"$r": self._seen[key]}
+        ref = len(self.refs)
+        self._seen[key] = ref
+        self.refs[ref] = value
+        node = build()
+        node["id"] = ref
+        return node
+
+    def _blob(self, array: np.ndarray) -> int:
+        plain = np.ndarray.view(array, np.ndarray) if type(array) is not np.ndarray else array
+        if plain.dtype.kind not in NUMERIC_KINDS or plain.dtype.fields is not None:
+            raise TypeError(f"cannot send an array of dtype {plain.dtype}")
+        buffer = io.BytesIO()
+        np.lib.format.write_array(buffer, plain, allow_pickle=False)
+        self.blobs.append(buffer.getvalue())
+        return len(self.blobs) - 1
+
+
+def _base_value(value: Any) -> Any:
+    """The plain value inside a subclass of int/float/str, so no override travels."""
+    for base in (int, float, str):
+        if isinstance(value, base):
+            return base(value)
+    raise TypeError(type(value).__name__)
+
+
+@dataclass
+class Decoder:
+    """Turns a JSON tree plus blobs back into values, validating every node.
+
+    `refs` collects the tracked arrays/dicts/lists in the sender's numbering; `resolve_ref`
+    maps a `$r` node to an object this side already holds; `make_handle` and `make_callback`
+    build the local stand-ins for remote objects and callables.
+    """
+
+    blobs: list[bytes]
+    make_handle: Callable[[Handle], Any] | None = None
+    make_callback: Callable[[Callback], Any] | None = None
+    resolve_ref: Callable[[int], Any] | None = None
+    refs: dict[int, Any] = field(default_factory=dict)
+
+    def decode(self, node: Any, depth: int = 0) -> Any:
+        if depth > MAX_DEPTH:
+            raise ProtocolError("value nested too deeply")
+        if node is None or isinstance(node, bool | str):
+            return node
+        if isinstance(node, int | float):
+            return node
+        if isinstance(node, list):
+            return [self.decode(v, depth + 1) for v in node]
+        if not isinstance(node, dict) or len(node) == 0:
+            raise ProtocolError(f"unexpected node {type(node).__name__}")
+        tag = next(iter(node))
+        body = node[tag]
+        if tag == "$f":
+            if body not in ("nan", "inf", "-inf"):
+                raise ProtocolError("bad float")
+            return float(body)
+        if tag == "$a":
+            return self._track(node, self._array(body))
+        if tag == "$s":
+            array = self._array(body)
+            if array.shape != ():
+                raise ProtocolError("scalar blob is not 0-d")
+            return array[()]
+        if tag == "$t":
+            return tuple(self._list(body, depth))
+        if tag == "$l":
+            return self._track(node, self._list(body, depth))
+        if tag == "$d":
+            result: dict = self._track(node, {})
+            if not isinstance(body, list):
+                raise ProtocolError("bad dict")
+            for pair in body:
+                if not isinstance(pair, list) or len(pair) != 2:
+                    raise ProtocolError("bad dict item")
+                key = self.decode(pair[0], depth + 1)
+                try:
+                    result[key] = self.decode(pair[1], depth + 1)
+                except TypeError as exc:
+                    raise ProtocolError("unhashable dict key") from exc
+            return result
+        if tag == "$r":
+            return self._ref(body)
+        if tag == "$h":
+            return self._handle(node)
+        if tag == "$c":
+            if self.make_callback is None or not isinstance(body, int):
+                raise ProtocolError("unexpected callback")
+            return self.make_callback(Callback(body))
+        if tag == "$g":
+            return _generator(self.decode(body, depth + 1))
+        raise ProtocolError(f"unknown tag {tag!r}")
+
+    def _list(self, body: Any, depth: int) -> list:
+        if not isinstance(body, list):
+            raise ProtocolError("bad sequence")
+        return [self.decode(v, depth + 1) for v in body]
+
+    def _track(self, node: dict, value: Any) -> Any:
+        ref = node.get("id")
+        if ref is not None:
+            if not isinstance(ref, int) or ref in self.refs:
+                raise ProtocolError("bad reference id")
+            self.refs[ref] = value
+        return value
+
+    def _ref(self, body: Any) -> Any:
+        if not isinstance(body, int):
+            raise ProtocolError("bad reference")
+        if body in self.refs:
+            return self.refs[body]
+        if self.resolve_ref is None:
+            raise ProtocolError("unknown reference")
+        return self.resolve_ref(body)
+
+    def _handle(self, node: dict) -> Any:
+        ident, cls, methods = node.get("$h"), node.get("cls"), node.get("methods")
+        valid = (
+            self.make_handle is not None
+            and isinstance(ident, int)
+            and isinstance(cls, str)
+            and isinstance(methods, list)
+            and all(isinstance(m, str) for m in methods)
+        )
+        if not valid:
+            raise ProtocolError("bad handle")
+        return self.make_handle(Handle(ident, cls[:200], tuple(methods)))
+
+    def _array(self, index: Any) -> np.ndarray:
+        if not isinstance(index, int) or not 0 <= index < len(self.blobs):
+            raise ProtocolError("bad blob index")
+        try:
+            stream = io.BytesIO(self.blobs[index])
+            version = np.lib.format.read_magic(stream)
+            if version not in ((1, 0), (2, 0)):
+                raise ProtocolError(f"unsupported .npy version {version}")
+            read_header = (
+                np.lib.format.read_array_header_1_0
+                if version == (1, 0)
+                else np.lib.format.read_array_header_2_0
+            )
+            shape, _, dtype = read_header(stream)
+            if dtype.kind not in NUMERIC_KINDS or dtype.fields is not None or dtype.subdtype:
+                raise ProtocolError(f"arrays of dtype {dtype} are not accepted")
+            expected = dtype.itemsize * math.prod(shape)
+            if len(self.blobs[index]) - stream.tell() != expected:
+                raise ProtocolError("array data has the wrong length")
+            stream.seek(0)
+            array = np.lib.format.read_array(stream, allow_pickle=False)
+        except ProtocolError:
+            raise
+        except Exception as exc:
+            raise ProtocolError(f"malformed array: {exc}") from exc
+        if not array.dtype.isnative:
+            array = array.astype(array.dtype.newbyteorder("="))
+        return array
+
+
+def _generator(state: Any) -> np.random.Generator:
+    if not isinstance(state, dict) or state.get("bit_generator") not in GENERATOR_KINDS:
+        raise ProtocolError("bad generator state")
+    bit_generator = getattr(np.random, state["bit_generator"])()
+    try:
+        bit_generator.state = state
+    except (TypeError, ValueError, KeyError) as exc:
+        raise ProtocolError("bad generator state") from exc
+    return np.random.Generator(bit_generator)
+
+
+def pack(header: dict, blobs: list[bytes]) -> bytes:
+    """One frame: prefix, JSON header (with the blob lengths), blobs."""
+    header = {**header, "blobs": [len(b) for b in blobs]}
+    text = json.dumps(header, allow_nan=False, separators=(",", ":")).encode()
+    return PREFIX.pack(len(text), sum(len(b) for b in blobs)) + text + b"".join(blobs)
+
+
+def unpack(header_bytes: bytes, blob_bytes: bytes) -> tuple[dict, list[bytes]]:
+    """Parse a frame's header and split its blobs, validating the lengths."""
+    try:
+        header = json.loads(header_bytes)
+    except (ValueError, RecursionError) as exc:
+        raise ProtocolError("header is not valid JSON") from exc
+    if not isinstance(header, dict):
+        raise ProtocolError("header is not an object")
+    lengths = header.pop("blobs", None)
+    if not isinstance(lengths, list) or not all(
+        isinstance(n, int) and not isinstance(n, bool) and n >= 0 for n in lengths
+    ):
+        raise ProtocolError("bad blob table")
+    if sum(lengths) != len(blob_bytes):
+        raise ProtocolError("blob lengths do not add up")
+    blobs, offset = [], 0
+    for n in lengths:
+        blobs.append(blob_bytes[offset : offset + n])
+        offset += n
+    return header, blobs
+
+
+class Channel:
+    """Frames over a pair of pipe file descriptors, with deadlines on reads."""
+
+    def __init__(self, read_fd: int, write_fd: int, max_bytes: int = 1 << 31) -> None:
+        self.read_fd = read_fd
+        self.write_fd = write_fd
+        self.max_bytes = max_bytes
+
+    def send(self, header: dict, blobs: list[bytes] = ()) -> None:
+        data = memoryview(pack(header, list(blobs)))
+        try:
+            while data:
+                written = os.write(self.write_fd, data)
+                data = data[written:]
+        except (BrokenPipeError, OSError) as exc:
+            raise ChannelClosed(str(exc)) from exc
+
+    def recv(self, deadline: float | None = None) -> tuple[dict, list[bytes]]:
+        prefix = self._read_exact(PREFIX.size, deadline)
+        header_len, blob_len = PREFIX.unpack(prefix)
+        if header_len > MAX_HEADER_BYTES or blob_len > self.max_bytes:
+            raise ProtocolError("message too large")
+        header = self._read_exact(header_len, deadline)
+        blobs = self._read_exact(blob_len, deadline)
+        return unpack(header, blobs)
+
+    def _read_exact(self, size: int, deadline: float | None) -> bytes:
+        chunks, remaining = [], size
+        while remaining:
+            if deadline is not None:
+                left = deadline - time.monotonic()
+                if left <= 0 or not select.select([self.read_fd], [], [], left)[0]:
+                    raise ChannelTimeout()
+            try:
+                chunk = os.read(self.read_fd, min(remaining, 1 << 20))
+            except OSError as exc:
+                raise ChannelClosed(str(exc)) from exc
+            if not chunk:
+                raise ChannelClosed("end of stream")
+            chunks.append(chunk)
+            remaining -= len(chunk)
+        return b"".join(chunks)

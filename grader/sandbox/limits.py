@@ -1,0 +1,45 @@
+"""Resource limits for a submission's worker, as read from `assignment.toml`'s [limits]."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields, replace
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Limits:
+    """How much time, memory and other resources student code may use.
+
+    `memory_kind` is "as" (address space: right for NumPy) or "data" (heap only: CUDA maps
+    huge address ranges and breaks under RLIMIT_AS).
+    """
+
+    call_timeout_s: float = 10.0
+    import_timeout_s: float = 20.0
+    total_timeout_s: float = 300.0
+    memory_mb: int = 2048
+    memory_kind: str = "as"
+    cpu_s: int = 600
+    file_size_mb: int = 16
+    open_files: int = 256
+    processes: int = 512
+    output_kb: int = 64
+
+    @classmethod
+    def from_mapping(cls, data: dict[str, Any]) -> Limits:
+        """Build from a TOML table; unknown keys are an error, so typos do not pass silently."""
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ValueError(f"unknown limit(s): {', '.join(unknown)}")
+        if data.get("memory_kind", "as") not in ("as", "data"):
+            raise ValueError("memory_kind must be 'as' or 'data'")
+        return cls(**data)
+
+    def with_overrides(self, **changes: Any) -> Limits:
+        """A copy with some limits changed (ignores None)."""
+        return replace(self, **{k: v for k, v in changes.items() if v is not None})
+
+    def for_worker(self) -> dict[str, Any]:
+        """The limits the worker applies to itself."""
+        return asdict(self)

@@ -1,0 +1,538 @@
+"""The trusted side of the sandbox: start a worker, make calls into it, survive anything.
+
+`Sandbox` owns one submission's worker process: it spawns it (fresh interpreter, never
+forked from a process that touched CUDA), sends calls, answers callbacks, syncs in-place
+changes back into the caller's arrays and dicts, and turns timeouts, crashes and garbage
+into `StudentError`s. A dead worker is restarted on the next call. `RemoteObject` makes an
+object in the worker look local: `layer.forward(x)`, `layer.dW`, `layer.W = w`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from grader.sandbox.codec import (
+    Callback,
+    Channel,
+    ChannelClosed,
+    ChannelTimeout,
+    Decoder,
+    Encoder,
+    Handle,
+    ProtocolError,
+)
+from grader.sandbox.limits import Limits
+
+GRADER_ROOT = str(Path(__file__).resolve().parent.parent.parent)
+BOOTSTRAP = (
+    "import sys; sys.path.insert(0, sys.argv[1]); "
+    "from grader.sandbox.worker import main; main(sys.argv[2])"
+)
+THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+
+
+class StudentError(Exception):
+    """Student code failed in a way that fails the check; `message` is one line for them."""
+
+    status = "error"
+
+    def __init__(self, message: str, details: str = "") -> None:
+        super().__init__(message)
+        self.message = message
+        self.details = details
+
+
+class StudentException(StudentError):
+    """The student's code raised an exception."""
+
+    def __init__(self, call: str, reply: dict) -> None:
+        self.type_name = str(reply.get("type", "Exception"))
+        self.text = str(reply.get("message", ""))
+        frames = reply.get("frames") or []
+        self.frames = [f for f in frames if isinstance(f, list) and len(f) == 4]
+        where = ""
+        if self.frames:
+            path, line, _, _ = self.frames[-1]
+            where = f" ({path}, line {line})"
+        if self.type_name == "NotImplementedError":
+            message = f"{call} is not implemented yet (it raises NotImplementedError){where}."
+        else:
+            first = self.text.strip().splitlines()[0] if self.text.strip() else ""
+            message = f"{call} raised {self.type_name}{': ' + first if first else ''}{where}."
+        trace = "\n".join(
+            f"  {path}, line {line}, in {name}\n    {code}"
+            for path, line, name, code in self.frames
+        )
+        super().__init__(message, f"Traceback (your code):\n{trace}\n{self.type_name}: {self.text}")
+
+
+class SubmissionImportError(StudentError):
+    """The submission could not be imported, so no check that needs it can run."""
+
+
+class WorkerTimeout(StudentError):
+    """A call ran past its time limit; the worker was killed."""
+
+    status = "timeout"
+
+
+class WorkerCrashed(StudentError):
+    """The worker died or sent garbage during a call."""
+
+
+class MissingName(StudentError):
+    """The submission does not define a name the check uses."""
+
+    status = "failed"
+
+
+class CapturedOutput:
+    """Drains the worker's stdout/stderr on a thread, keeping only the first `limit` bytes."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.kept = bytearray()
+        self.total = 0
+        self._lock = threading.Lock()
+
+    def drain(self, stream: Any) -> threading.Thread:
+        def run() -> None:
+            with contextlib.suppress(OSError, ValueError):
+                while chunk := stream.read1(1 << 16):
+                    with self._lock:
+                        self.total += len(chunk)
+                        room = self.limit - len(self.kept)
+                        if room > 0:
+                            self.kept += chunk[:room]
+            stream.close()
+
+        thread = threading.Thread(target=run, daemon=True)
+        thread.start()
+        return thread
+
+    def text(self) -> str:
+        with self._lock:
+            text = self.kept.decode("utf-8", errors="replace")
+            if self.total > len(self.kept):
+                text += f"\n[... {self.total - len(self.kept)} more bytes of output dropped]"
+            return text
+
+
+class Sandbox:
+    """One submission's worker: spawned lazily, restarted after a crash, killed at close."""
+
+    def __init__(self, submission_dir: Path, module: str, limits: Limits) -> None:
+        self.submission_dir = Path(submission_dir)
+        self.module = module
+        self.limits = limits
+        self.call_timeout = limits.call_timeout_s
+        self.deadline: float | None = None
+        self.output = CapturedOutput(limits.output_kb * 1024)
+        self.generation = 0
+        self.starts = 0
+        self.applied_limits: list[str] = []
+        self.import_failure: StudentError | None = None
+        self._process: subprocess.Popen | None = None
+        self._channel: Channel | None = None
+        self._drainer: threading.Thread | None = None
+        self._module_handle: Handle | None = None
+
+    # -- lifecycle --------------------------------------------------------------------------
+
+    def module_handle(self) -> Handle:
+        """Start the worker if needed and return the handle of the student's module."""
+        if self.import_failure is not None:
+            raise self.import_failure
+        if self._process is None:
+            self._start()
+        assert self._module_handle is not None
+        return self._module_handle
+
+    def _start(self) -> None:
+        to_worker_r, to_worker_w = os.pipe()
+        from_worker_r, from_worker_w = os.pipe()
+        config = {
+            "read_fd": to_worker_r,
+            "write_fd": from_worker_w,
+            "submission_dir": str(self.submission_dir),
+            "module": self.module,
+            "grader_root": GRADER_ROOT,
+            "limits": self.limits.for_worker(),
+        }
+        home = self.submission_dir.parent / "home"
+        home.mkdir(exist_ok=True)
+        env = {
+            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+            "HOME": str(home),
+            "TMPDIR": str(home),
+            "LANG": "C.UTF-8",
+            **dict.fromkeys(THREAD_VARIABLES, "1"),
+        }
+        try:
+            self._process = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-I",
+                    "-u",
+                    "-B",
+                    "-c",
+                    BOOTSTRAP,
+                    GRADER_ROOT,
+                    json.dumps(config),
+                ],
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                cwd=self.submission_dir,
+                env=env,
+                pass_fds=(to_worker_r, from_worker_w),
+                start_new_session=True,
+            )
+        finally:
+            os.close(to_worker_r)
+            os.close(from_worker_w)
+        self.starts += 1
+        self._channel = Channel(from_worker_r, to_worker_w)
+        self._drainer = self.output.drain(self._process.stdout)
+        timeout = min(self.limits.import_timeout_s, self._remaining())
+        try:
+            header, _ = self._channel.recv(time.monotonic() + timeout)
+        except ChannelTimeout:
+            self._fail_import(
+                SubmissionImportError(
+                    f"importing {self.module}.py took longer than {timeout:g} s "
+                    "(is there an infinite loop or a long computation at module level?)"
+                )
+            )
+        except (ChannelClosed, ProtocolError):
+            code = self._kill()
+            self._fail_import(
+                SubmissionImportError(
+                    f"the submission stopped the grader's worker while {self.module}.py was being "
+                    f"imported ({_exit_description(code)})"
+                )
+            )
+        if header.get("op") == "ready" and isinstance(header.get("module"), list):
+            self.applied_limits = [str(x) for x in header.get("limits", [])]
+            methods = tuple(str(m) for m in header["module"])
+            self._module_handle = Handle(0, self.module, methods)
+            return
+        if header.get("op") == "import_error":
+            error = StudentException(f"importing {self.module}.py", header)
+            self._fail_import(
+                SubmissionImportError(_import_message(self.module, error), error.details)
+            )
+        self._fail_import(SubmissionImportError("the worker sent an unexpected first message"))
+
+    def _fail_import(self, error: SubmissionImportError) -> None:
+        self._kill()
+        self.import_failure = error
+        raise error
+
+    def _kill(self) -> int | None:
+        """Kill the worker's whole process group; return its exit status."""
+        process, self._process = self._process, None
+        if process is None:
+            return None
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(process.pid, signal.SIGKILL)
+        code = process.wait()
+        if self._channel is not None:
+            for fd in (self._channel.read_fd, self._channel.write_fd):
+                with contextlib.suppress(OSError):
+                    os.close(fd)
+            self._channel = None
+        if self._drainer is not None:
+            self._drainer.join(timeout=5)
+        self.generation += 1
+        self._module_handle = None
+        return code
+
+    def close(self) -> None:
+        """Stop the worker and everything it started."""
+        self._kill()
+
+    def _remaining(self) -> float:
+        if self.deadline is None:
+            return float("inf")
+        return max(0.0, self.deadline - time.monotonic())
+
+    # -- requests ---------------------------------------------------------------------------
+
+    def call(self, handle: Handle, name: str | None, args: tuple, kwargs: dict) -> Any:
+        callbacks: dict[int, Callable] = {}
+
+        def register(func: Callable) -> Callback:
+            callbacks[len(callbacks)] = func
+            return Callback(len(callbacks) - 1)
+
+        encoder = Encoder(track=True, callback_for=register)
+        header = {
+            "op": "call",
+            "target": handle.id,
+            "name": name,
+            "args": encoder.encode(tuple(args)),
+            "kwargs": encoder.encode(dict(kwargs)),
+        }
+        label = _call_label(handle, name)
+        return self._request(header, encoder.blobs, label, encoder.refs, callbacks)
+
+    def getattr(self, handle: Handle, name: str) -> Any:
+        header = {"op": "getattr", "target": handle.id, "name": name}
+        try:
+            return self._request(header, [], f"{handle.cls}.{name}", {}, {})
+        except StudentException as error:
+            if error.type_name == "AttributeError":
+                raise MissingName(_missing_message(handle, name, self.module)) from None
+            raise
+
+    def setattr(self, handle: Handle, name: str, value: Any) -> None:
+        encoder = Encoder()
+        header = {"op": "setattr", "target": handle.id, "name": name}
+        header["value"] = encoder.encode(value)
+        self._request(header, encoder.blobs, f"setting {handle.cls}.{name}", {}, {})
+
+    def seterr(self, settings: dict[str, str]) -> dict[str, str]:
+        self.module_handle()
+        header = {"op": "seterr", "settings": Encoder().encode(settings)}
+        return self._request(header, [], "np.seterr", {}, {})
+
+    def _request(
+        self,
+        header: dict,
+        blobs: list[bytes],
+        label: str,
+        refs: dict[int, Any],
+        callbacks: dict[int, Callable],
+    ) -> Any:
+        self.module_handle()
+        assert self._channel is not None
+        timeout = min(self.call_timeout, self._remaining())
+        deadline = time.monotonic() + timeout
+        try:
+            self._channel.send(header, blobs)
+            while True:
+                reply, reply_blobs = self._channel.recv(deadline)
+                if reply.get("op") != "callback":
+                    break
+                started = time.monotonic()
+                self._answer_callback(reply, reply_blobs, callbacks)
+                deadline += time.monotonic() - started
+        except ChannelTimeout:
+            self._kill()
+            raise WorkerTimeout(
+                f"{label} did not finish within {timeout:g} s and was stopped "
+                "(an infinite loop, or much slower than needed?)."
+            ) from None
+        except ChannelClosed:
+            code = self._kill()
+            raise WorkerCrashed(
+                f"{label} stopped the grader's worker process ({_exit_description(code)})."
+            ) from None
+        except ProtocolError as error:
+            self._kill()
+            raise WorkerCrashed(f"{label} sent back malformed data ({error}).") from None
+        return self._read_reply(reply, reply_blobs, label, refs)
+
+    def _read_reply(self, reply: dict, blobs: list[bytes], label: str, refs: dict) -> Any:
+        op = reply.get("op")
+        if op == "error":
+            raise StudentException(label, reply)
+        if op != "result":
+            self._kill()
+            raise WorkerCrashed(f"{label} sent back an unexpected message.")
+        decoder = Decoder(blobs, make_handle=self._remote, resolve_ref=_resolver(refs))
+        try:
+            value = decoder.decode(reply.get("value"))
+            sync = reply.get("sync", [])
+            if not isinstance(sync, list):
+                raise ProtocolError("bad sync list")
+            updates = []
+            for item in sync:
+                if not (isinstance(item, list) and len(item) == 2 and item[0] in refs):
+                    raise ProtocolError("bad sync entry")
+                updates.append((refs[item[0]], decoder.decode(item[1])))
+        except ProtocolError as error:
+            self._kill()
+            raise WorkerCrashed(f"{label} sent back malformed data ({error}).") from None
+        for original, current in updates:
+            _apply_update(original, current)
+        return value
+
+    def _answer_callback(self, reply: dict, blobs: list[bytes], callbacks: dict) -> None:
+        assert self._channel is not None
+        func = callbacks.get(reply.get("id"))
+        decoder = Decoder(blobs, make_handle=self._remote)
+        try:
+            if func is None:
+                raise LookupError("that function is no longer available")
+            args = decoder.decode(reply.get("args"))
+            kwargs = decoder.decode(reply.get("kwargs"))
+            if not isinstance(args, tuple) or not isinstance(kwargs, dict):
+                raise ProtocolError("bad callback arguments")
+            encoder = Encoder()
+            answer = {"op": "callback_result", "value": encoder.encode(func(*args, **kwargs))}
+            self._channel.send(answer, encoder.blobs)
+        except ProtocolError:
+            raise
+        except Exception as error:  # reported to the student's code
+            message = f"{type(error).__name__}: {error}"[:500]
+            self._channel.send({"op": "callback_error", "message": message})
+
+    def _remote(self, handle: Handle) -> RemoteObject:
+        return RemoteObject(self, handle, self.generation)
+
+
+def _resolver(refs: dict[int, Any]) -> Callable[[int], Any]:
+    def resolve(ref: int) -> Any:
+        if ref not in refs:
+            raise ProtocolError("unknown reference")
+        return refs[ref]
+
+    return resolve
+
+
+def _apply_update(original: Any, current: Any) -> None:
+    """Write a change the student's code made to an argument back into the caller's object."""
+    if isinstance(original, np.ndarray):
+        if isinstance(current, np.ndarray) and current.shape == original.shape:
+            original[...] = current
+    elif isinstance(original, dict) and isinstance(current, dict):
+        original.clear()
+        original.update(current)
+    elif isinstance(original, list) and isinstance(current, list):
+        original[:] = current
+
+
+def _call_label(handle: Handle, name: str | None) -> str:
+    if name is None:
+        return f"{handle.cls}()"
+    if handle.id == 0:
+        return f"{name}()"
+    return f"{handle.cls}.{name}()"
+
+
+def _missing_message(handle: Handle, name: str, module: str) -> str:
+    if handle.id == 0:
+        return f"{module}.py does not define `{name}` (check the spelling against the README)."
+    return (
+        f"{handle.cls} objects have no attribute `{name}` (set it in the method the README names)."
+    )
+
+
+def _import_message(module: str, error: StudentException) -> str:
+    if error.type_name == "NotImplementedError":
+        return f"{module}.py is not implemented yet (importing it raises NotImplementedError)."
+    return f"{module}.py could not be imported: {error.message}"
+
+
+def _exit_description(code: int | None) -> str:
+    if code is None:
+        return "it was already stopped"
+    if code < 0:
+        try:
+            name = signal.Signals(-code).name
+        except ValueError:
+            name = f"signal {-code}"
+        hints = {
+            "SIGXCPU": "CPU time limit exceeded",
+            "SIGXFSZ": "file size limit exceeded",
+            "SIGSEGV": "segmentation fault",
+            "SIGKILL": "killed",
+        }
+        return f"{name}: {hints.get(name, 'killed by a signal')}"
+    return f"it exited with code {code}: do not call sys.exit/os._exit in a submission"
+
+
+class RemoteObject:
+    """A local stand-in for an object in the worker; its own methods never run student code."""
+
+    __slots__ = ("_generation", "_handle", "_sandbox")
+
+    def __init__(self, sandbox: Sandbox, handle: Handle, generation: int) -> None:
+        object.__setattr__(self, "_sandbox", sandbox)
+        object.__setattr__(self, "_handle", handle)
+        object.__setattr__(self, "_generation", generation)
+
+    def _live_handle(self) -> Handle:
+        sandbox: Sandbox = self._sandbox
+        if self._handle.id != 0 and self._generation != sandbox.generation:
+            raise StudentError(
+                f"this {self._handle.cls} object was lost when the worker restarted after an "
+                "earlier failure."
+            )
+        return self._handle if self._handle.id != 0 else sandbox.module_handle()
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("__"):
+            raise AttributeError(name)
+        handle = self._live_handle()
+        if name in handle.methods:
+            return RemoteMethod(self, name)
+        return self._sandbox.getattr(handle, name)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        self._sandbox.setattr(self._live_handle(), name, value)
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self._sandbox.call(self._live_handle(), None, args, kwargs)
+
+    def __repr__(self) -> str:
+        return f"<{self._handle.cls} object in the sandbox>"
+
+    def __bool__(self) -> bool:
+        return True
+
+
+class RemoteMethod:
+    """A method or function of a remote object, called in the worker."""
+
+    __slots__ = ("_name", "_owner")
+
+    def __init__(self, owner: RemoteObject, name: str) -> None:
+        self._owner = owner
+        self._name = name
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        handle = self._owner._live_handle()
+        return self._owner._sandbox.call(handle, self._name, args, kwargs)
+
+    def __repr__(self) -> str:
+        return f"<{self._owner._handle.cls}.{self._name} in the sandbox>"
+
+
+class SubmissionProxy(RemoteObject):
+    """The `student` fixture: the submission's module, plus `errstate` for stability checks."""
+
+    __slots__ = ()
+
+    def __init__(self, sandbox: Sandbox) -> None:
+        super().__init__(sandbox, Handle(0, sandbox.module, ()), 0)
+
+    @contextlib.contextmanager
+    def errstate(self, **settings: str) -> Iterator[None]:
+        """Like `np.errstate`, but in the worker: e.g. `over="raise"` makes overflow an error."""
+        sandbox: Sandbox = self._sandbox
+        previous = sandbox.seterr(settings)
+        generation = sandbox.generation
+        try:
+            yield
+        finally:
+            if sandbox.generation == generation and sandbox.import_failure is None:
+                with contextlib.suppress(StudentError):
+                    sandbox.seterr(previous)
+
+    def __repr__(self) -> str:
+        return f"<submission {self._handle.cls}.py in the sandbox>"

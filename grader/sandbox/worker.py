@@ -1,0 +1,248 @@
+"""The untrusted side: a process that imports one submission and runs calls on request.
+
+The worker limits itself (rlimits) before importing the student's module, then answers
+requests from the trusted grader over a pipe: call a function or method, get or set an
+attribute, set NumPy's error state. Whatever it sends back is decoded strictly by the
+trusted side, so nothing the submission does in here (monkeypatching, exiting, lying
+objects) can change a score; at worst it fails its own checks.
+
+Only `codec` and the standard library are imported before the submission.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import json
+import os
+import sys
+import traceback
+import types
+from typing import Any
+
+import numpy as np
+
+from grader.sandbox.codec import (
+    Callback,
+    Channel,
+    Decoder,
+    Encoder,
+    Handle,
+    Ref,
+)
+
+_RLIMITS = {
+    "cpu_s": ("RLIMIT_CPU", 1),
+    "file_size_mb": ("RLIMIT_FSIZE", 1 << 20),
+    "open_files": ("RLIMIT_NOFILE", 1),
+    "processes": ("RLIMIT_NPROC", 1),
+}
+
+
+class CallbackFailed(Exception):
+    """A function the grader passed in (such as a loss `f`) raised when called back."""
+
+
+def apply_limits(limits: dict[str, Any]) -> list[str]:
+    """Set this process's resource limits; return the ones the platform accepted."""
+    import resource
+
+    memory = {"as": "RLIMIT_AS", "data": "RLIMIT_DATA"}.get(limits.get("memory_kind", "as"))
+    wanted = dict(_RLIMITS)
+    if memory:
+        wanted["memory_mb"] = (memory, 1 << 20)
+    applied = []
+    for key, (name, scale) in wanted.items():
+        value = limits.get(key)
+        if not value or not hasattr(resource, name):
+            continue
+        soft = int(value * scale)
+        hard = soft + 5 if key == "cpu_s" else soft
+        try:
+            resource.setrlimit(getattr(resource, name), (soft, hard))
+            applied.append(name)
+        except (ValueError, OSError):
+            continue
+    with contextlib.suppress(ValueError, OSError):
+        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+    return applied
+
+
+class Worker:
+    """Holds the submission's objects and serves requests until told to stop."""
+
+    def __init__(self, channel: Channel, submission_dir: str) -> None:
+        self.channel = channel
+        self.submission_dir = os.path.realpath(submission_dir)
+        self.objects: dict[int, Any] = {}
+        self.handles: dict[int, Handle] = {}
+
+    def handle_for(self, value: Any) -> Handle:
+        for ident, obj in self.objects.items():
+            if obj is value:
+                return self.handles[ident]
+        ident = len(self.objects)
+        source = value if isinstance(value, types.ModuleType) else type(value)
+        methods = []
+        for name in dir(source):
+            if name.startswith("__"):
+                continue
+            try:
+                attr = getattr(source, name)
+            except Exception:
+                continue
+            if callable(attr):
+                methods.append(name)
+        handle = Handle(ident, getattr(type(value), "__name__", "object"), tuple(methods))
+        self.objects[ident] = value
+        self.handles[ident] = handle
+        return handle
+
+    # -- requests -------------------------------------------------------------------------
+
+    def serve(self) -> None:
+        while True:
+            header, blobs = self.channel.recv()
+            if header.get("op") == "exit":
+                return
+            self.dispatch(header, blobs)
+
+    def dispatch(self, header: dict, blobs: list[bytes]) -> None:
+        op = header.get("op")
+        decoder = Decoder(blobs, make_callback=self._callback)
+        try:
+            target = self.objects[header["target"]] if "target" in header else None
+            if op == "call":
+                args = decoder.decode(header["args"])
+                kwargs = decoder.decode(header["kwargs"])
+                snapshot = _snapshot(decoder.refs)
+                func = target if header.get("name") is None else getattr(target, header["name"])
+                value = func(*args, **kwargs)
+                self._reply_value(value, _changes(decoder.refs, snapshot))
+            elif op == "getattr":
+                self._reply_value(getattr(target, header["name"]), [])
+            elif op == "setattr":
+                setattr(target, header["name"], decoder.decode(header["value"]))
+                self._reply_value(None, [])
+            elif op == "seterr":
+                self._reply_value(np.seterr(**decoder.decode(header["settings"])), [])
+            else:
+                self._send({"op": "error", "type": "ProtocolError", "message": f"bad op {op}"})
+        except BaseException as exc:  # the student's failure is data for the grader
+            self._send(describe_exception(exc, self.submission_dir))
+
+    def _reply_value(self, value: Any, changes: list[tuple[int, Any]]) -> None:
+        encoder = Encoder(handle_for=self.handle_for)
+        try:
+            header = {
+                "op": "result",
+                "value": encoder.encode(value),
+                "sync": [[ref, encoder.encode(current)] for ref, current in changes],
+            }
+        except (TypeError, ValueError) as exc:
+            header = {"op": "error", "type": "TypeError", "message": f"cannot return it: {exc}"}
+            encoder.blobs.clear()
+        self.channel.send(header, encoder.blobs)
+
+    def _send(self, header: dict) -> None:
+        self.channel.send(header)
+
+    def _callback(self, callback: Callback) -> Any:
+        def call_grader(*args: Any, **kwargs: Any) -> Any:
+            encoder = Encoder(handle_for=self.handle_for)
+            header = {
+                "op": "callback",
+                "id": callback.id,
+                "args": encoder.encode(args),
+                "kwargs": encoder.encode(kwargs),
+            }
+            self.channel.send(header, encoder.blobs)
+            while True:
+                reply, blobs = self.channel.recv()
+                op = reply.get("op")
+                if op == "callback_result":
+                    return Decoder(blobs, make_callback=self._callback).decode(reply["value"])
+                if op == "callback_error":
+                    raise CallbackFailed(reply.get("message", "the function raised"))
+                self.dispatch(reply, blobs)
+
+        call_grader.__name__ = "f"
+        return call_grader
+
+
+def _snapshot(refs: dict[int, Any]) -> dict[int, Any]:
+    """What each argument looked like when it arrived, to find what the call changed."""
+    state = {}
+    for ref, obj in refs.items():
+        if isinstance(obj, np.ndarray):
+            state[ref] = (obj.shape, obj.dtype, obj.tobytes())
+        elif isinstance(obj, dict):
+            state[ref] = [(k, id(v)) for k, v in obj.items()]
+        elif isinstance(obj, list):
+            state[ref] = [id(v) for v in obj]
+    return state
+
+
+def _changes(refs: dict[int, Any], snapshot: dict[int, Any]) -> list[tuple[int, Any]]:
+    """The arguments the call changed, in a form that keeps argument identity."""
+    by_identity = {id(obj): ref for ref, obj in refs.items()}
+
+    def keep_identity(value: Any) -> Any:
+        return Ref(by_identity[id(value)]) if id(value) in by_identity else value
+
+    changed = []
+    for ref, obj in refs.items():
+        if ref not in snapshot:
+            continue
+        if isinstance(obj, np.ndarray):
+            if (obj.shape, obj.dtype, obj.tobytes()) != snapshot[ref]:
+                changed.append((ref, obj))
+        elif isinstance(obj, dict):
+            if [(k, id(v)) for k, v in obj.items()] != snapshot[ref]:
+                changed.append((ref, {k: keep_identity(v) for k, v in obj.items()}))
+        elif isinstance(obj, list) and [id(v) for v in obj] != snapshot[ref]:
+            changed.append((ref, [keep_identity(v) for v in obj]))
+    return changed
+
+
+def describe_exception(exc: BaseException, submission_dir: str) -> dict:
+    """The student's exception as data: type, message and the frames in their own files."""
+    try:
+        message = str(exc)
+    except Exception:
+        message = "<exception message could not be printed>"
+    if isinstance(exc, SystemExit):
+        message = f"sys.exit({exc.code!r}) was called"
+    frames = []
+    for frame in traceback.extract_tb(exc.__traceback__):
+        path = os.path.realpath(frame.filename)
+        if path.startswith(submission_dir + os.sep):
+            relative = os.path.relpath(path, submission_dir)
+            frames.append([relative, frame.lineno or 0, frame.name, (frame.line or "")[:200]])
+    if isinstance(exc, SyntaxError) and exc.filename:
+        frames.append([os.path.basename(exc.filename), exc.lineno or 0, "", (exc.text or "")[:200]])
+    return {
+        "op": "error",
+        "type": type(exc).__name__[:100],
+        "message": message[:2000],
+        "frames": frames[-8:],
+    }
+
+
+def main(config_json: str) -> None:
+    """Entry point: limit, import the submission, report readiness, serve."""
+    config = json.loads(config_json)
+    channel = Channel(config["read_fd"], config["write_fd"])
+    applied = apply_limits(config["limits"])
+    submission_dir = config["submission_dir"]
+    os.chdir(submission_dir)
+    sys.path[:] = [submission_dir] + [p for p in sys.path if p != config["grader_root"]]
+    worker = Worker(channel, submission_dir)
+    try:
+        module = importlib.import_module(config["module"])
+    except BaseException as exc:  # reported to the grader as the import failure
+        report = describe_exception(exc, worker.submission_dir)
+        channel.send({**report, "op": "import_error"})
+        return
+    channel.send({"op": "ready", "limits": applied, "module": worker.handle_for(module).methods})
+    worker.serve()
