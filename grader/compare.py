@@ -154,15 +154,18 @@ def assert_close(
     details += [
         f"values off: {int(wrong.sum())} of {wrong.size}",
         f"max abs error: {np.nanmax(abs_err):.3e}",
-        f"max rel error: {np.nanmax(np.where(np.isfinite(rel_err), rel_err, 0.0)):.3e}",
+        f"max rel error (where expected != 0): "
+        f"{np.max(np.where((w != 0) & np.isfinite(rel_err), rel_err, 0.0)):.3e}",
         f"worst at {where or 'the scalar'}: got {_fmt(g.flat[worst])}, "
         f"expected {_fmt(w.flat[worst])}",
     ]
     count = "" if wrong.size == 1 else f"{int(wrong.sum())} of {wrong.size} values differ; worst "
+    errors = f"abs error {abs_err.flat[worst]:.2e}"
+    if w.flat[worst] != 0:
+        errors += f", rel error {rel_err.flat[worst]:.2e}"
     fail(
         f"{name}: {count}{'at ' + where + ': ' if where else ''}got {_fmt(g.flat[worst])}, "
-        f"expected {_fmt(w.flat[worst])} (abs error {abs_err.flat[worst]:.2e}, "
-        f"rel error {rel_err.flat[worst]:.2e}).",
+        f"expected {_fmt(w.flat[worst])} ({errors}).",
         hint=hint,
         details="\n".join(details),
     )

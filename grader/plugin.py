@@ -70,25 +70,24 @@ def check_name(item: pytest.Item) -> str:
     return f"{base} [{param.id}]" if param else base
 
 
-def classify(error: BaseException) -> tuple[str, str, str]:
-    """(status, one-line message, details) for an exception that ended a check."""
+def classify(error: BaseException) -> tuple[str, str, str, bool]:
+    """(status, one-line message, details, whether a hint helps) for what ended a check."""
     if isinstance(error, CheckFailure):
-        return "failed", error.message, error.details
+        return "failed", error.message, error.details, error.hint is None
     if isinstance(error, StudentError):
-        return error.status, error.message, error.details
+        return error.status, error.message, error.details, error.hintable
     if isinstance(error, GradeTimeLimit):
-        return "timeout", str(error), ""
+        return "timeout", str(error), "", False
     if isinstance(error, AssertionError):
         text = str(error).strip()
         first = text.splitlines()[0] if text else "assertion failed"
-        return "failed", first, text
+        return "failed", first, text, True
     summary = f"{type(error).__name__}: {error}".splitlines()[0][:300]
-    return (
-        "error",
+    message = (
         f"the check could not evaluate your result ({summary}); "
-        "check the types and shapes you return.",
-        "",
+        "check the types and shapes you return."
     )
+    return "error", message, "", True
 
 
 class GradePlugin:
@@ -168,11 +167,11 @@ class GradePlugin:
     def pytest_runtest_setup(self, item: pytest.Item) -> None:
         if time.monotonic() > self.deadline:
             raise GradeTimeLimit(
-                f"not run: the grade's time limit ({self.assignment.limits.total_timeout_s:g} s) "
+                f"not run: the grade's time limit ({self.sandbox.limits.total_timeout_s:g} s) "
                 "was used up by earlier checks."
             )
         marker = item.get_closest_marker("timeout")
-        limit = self.assignment.limits.call_timeout_s
+        limit = self.sandbox.limits.call_timeout_s
         self.sandbox.call_timeout = float(marker.args[0]) if marker else limit
 
     @pytest.hookimpl(wrapper=True)
@@ -198,8 +197,9 @@ class GradePlugin:
         )
         error = phases.get("error")
         if error is not None:
-            status, message, details = classify(error)
-            message = self._with_hint(item, status, message)
+            status, message, details, hintable = classify(error)
+            if hintable:
+                message = _with_hint(item, message)
             score = 0.0
         elif "skipped" in phases:
             status, message, details, score = "skipped", _skip_reason(phases["skipped"]), "", 0.0
@@ -220,13 +220,12 @@ class GradePlugin:
         if self.on_result is not None:
             self.on_result(result)
 
-    @staticmethod
-    def _with_hint(item: pytest.Item, status: str, message: str) -> str:
-        marker = item.get_closest_marker("hint")
-        skip = "not implemented" in message or "Hint:" in message or status == "timeout"
-        if marker is None or skip or "could not be imported" in message:
-            return message
-        return f"{message} Hint: {' '.join(str(marker.args[0]).split())}"
+
+def _with_hint(item: pytest.Item, message: str) -> str:
+    marker = item.get_closest_marker("hint")
+    if marker is None:
+        return message
+    return f"{message} Hint: {' '.join(str(marker.args[0]).split())}"
 
 
 def _skip_reason(longrepr: Any) -> str:

@@ -47,6 +47,7 @@ class StudentError(Exception):
     """Student code failed in a way that fails the check; `message` is one line for them."""
 
     status = "error"
+    hintable = True
 
     def __init__(self, message: str, details: str = "") -> None:
         super().__init__(message)
@@ -56,6 +57,10 @@ class StudentError(Exception):
 
 class StudentException(StudentError):
     """The student's code raised an exception."""
+
+    @property
+    def hintable(self) -> bool:
+        return self.type_name != "NotImplementedError"
 
     def __init__(self, call: str, reply: dict) -> None:
         self.type_name = str(reply.get("type", "Exception"))
@@ -80,6 +85,8 @@ class StudentException(StudentError):
 
 class SubmissionImportError(StudentError):
     """The submission could not be imported, so no check that needs it can run."""
+
+    hintable = False
 
 
 class WorkerTimeout(StudentError):

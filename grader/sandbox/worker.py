@@ -11,6 +11,7 @@ Only `codec` and the standard library are imported before the submission.
 
 from __future__ import annotations
 
+import builtins
 import contextlib
 import importlib
 import json
@@ -37,6 +38,17 @@ _RLIMITS = {
     "open_files": ("RLIMIT_NOFILE", 1),
     "processes": ("RLIMIT_NPROC", 1),
 }
+
+
+_PRISTINE_BUILTINS = dict(builtins.__dict__)
+
+
+def restore_builtins() -> None:
+    """Undo any replacement of builtins by student code before the worker's own code runs."""
+    namespace = builtins.__dict__
+    for name, value in _PRISTINE_BUILTINS.items():
+        if namespace.get(name) is not value:
+            namespace[name] = value
 
 
 class CallbackFailed(Exception):
@@ -129,9 +141,11 @@ class Worker:
             else:
                 self._send({"op": "error", "type": "ProtocolError", "message": f"bad op {op}"})
         except BaseException as exc:  # the student's failure is data for the grader
+            restore_builtins()
             self._send(describe_exception(exc, self.submission_dir))
 
     def _reply_value(self, value: Any, changes: list[tuple[int, Any]]) -> None:
+        restore_builtins()
         encoder = Encoder(handle_for=self.handle_for)
         try:
             header = {
@@ -149,6 +163,7 @@ class Worker:
 
     def _callback(self, callback: Callback) -> Any:
         def call_grader(*args: Any, **kwargs: Any) -> Any:
+            restore_builtins()
             encoder = Encoder(handle_for=self.handle_for)
             header = {
                 "op": "callback",
@@ -241,8 +256,10 @@ def main(config_json: str) -> None:
     try:
         module = importlib.import_module(config["module"])
     except BaseException as exc:  # reported to the grader as the import failure
+        restore_builtins()
         report = describe_exception(exc, worker.submission_dir)
         channel.send({**report, "op": "import_error"})
         return
+    restore_builtins()
     channel.send({"op": "ready", "limits": applied, "module": worker.handle_for(module).methods})
     worker.serve()

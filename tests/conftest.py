@@ -1,0 +1,32 @@
+"""Shared fixtures for the grader's own tests."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from support import FIXTURES, ROOT
+
+from grader.course import Course, load_course
+
+
+@pytest.fixture(scope="session")
+def course() -> Course:
+    """The course shipped in this repository."""
+    return load_course(ROOT)
+
+
+@pytest.fixture
+def make_submission(tmp_path: Path) -> Callable[[str, Callable[[str], str]], Path]:
+    """Copy an assignment's correct fixture into tmp_path, with its source transformed."""
+
+    def make(assignment: str, transform: Callable[[str], str] = lambda s: s) -> Path:
+        target = tmp_path / "submission"
+        shutil.copytree(FIXTURES / assignment / "correct", target)
+        for source in target.glob("*.py"):
+            source.write_text(transform(source.read_text()))
+        return target
+
+    return make

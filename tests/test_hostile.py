@@ -1,0 +1,188 @@
+"""Hostile submissions: each is contained, scores what it earned, and never hangs the grader.
+
+Each case injects code into the correct assignment1 submission. The per-call timeout is cut
+to 1 s so the suite stays fast; the grade must still complete with every check reported.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from grader.runner import grade
+
+FAST = {"call_timeout_s": 1.0, "import_timeout_s": 5.0}
+
+
+def replace_function(name: str, body: str) -> callable:
+    """A transform that swaps the body of top-level function `name` for `body`."""
+
+    def transform(source: str) -> str:
+        header = f"def {name}(x1, x2):\n"
+        start = source.index(header) + len(header)
+        end = source.index("\n\n\n", start)
+        indented = "".join(f"    {line}\n" for line in body.strip().splitlines())
+        return source[:start] + indented.rstrip("\n") + source[end:]
+
+    return transform
+
+
+def graded(course, make_submission, transform):
+    assignment = course.assignment("assignment1")
+    limits = assignment.limits.with_overrides(**FAST)
+    return grade(
+        "assignment1",
+        make_submission("assignment1", transform),
+        course=course,
+        limits=limits,
+        device="cpu",
+    )
+
+
+def by_name(result):
+    return {t.id.split("::")[-1]: t for t in result.tests}
+
+
+def test_infinite_loop_in_a_call_times_out_only_the_checks_that_call_it(course, make_submission):
+    result = graded(course, make_submission, replace_function("AND", "while True:\n    pass"))
+    checks = by_name(result)
+    for name in (
+        "test_and_truth_table",
+        "test_xor_truth_table",
+        "test_gates_accept_numpy_integers",
+    ):
+        assert checks[name].status == "timeout"
+        assert "did not finish within 1 s" in checks[name].message
+    assert checks["test_or_truth_table"].status == "passed"
+    assert checks["test_perceptron_generalises_on_separable_data"].status == "passed"
+    assert result.score == 100 - 7 - 8 - 6
+    assert result.worker["starts"] >= 2
+
+
+def test_sys_exit_at_import_fails_every_check_with_the_reason(course, make_submission):
+    result = graded(course, make_submission, lambda s: "import sys\nsys.exit(0)\n" + s)
+    assert result.score == 0
+    assert all(t.status == "error" for t in result.tests)
+    assert all("sys.exit(0) was called" in t.message for t in result.tests)
+    assert result.worker["starts"] == 1
+
+
+def test_syntax_error_reports_the_students_line(course, make_submission):
+    result = graded(
+        course, make_submission, lambda s: s.replace("def XOR(x1, x2):", "def XOR(x1, x2)")
+    )
+    assert result.score == 0
+    message = result.tests[0].message
+    assert "could not be imported" in message
+    assert "SyntaxError" in message
+    assert "perceptron.py, line" in message
+
+
+def test_os_exit_in_a_call_is_a_crash_and_the_worker_restarts(course, make_submission):
+    result = graded(course, make_submission, replace_function("OR", "import os\nos._exit(0)"))
+    checks = by_name(result)
+    assert checks["test_or_truth_table"].status == "error"
+    assert "exited with code 0" in checks["test_or_truth_table"].message
+    assert checks["test_and_truth_table"].status == "passed"
+    assert checks["test_perceptron_learns_gate[AND]"].status == "passed"
+    assert result.score == 100 - 7 - 8 - 6
+
+
+def test_huge_allocation_hits_the_memory_limit(course, make_submission):
+    result = graded(
+        course,
+        make_submission,
+        replace_function("NAND", "big = np.ones(6 * 1024**3 // 8)\nreturn 1"),
+    )
+    checks = by_name(result)
+    assert checks["test_nand_truth_table"].status == "error"
+    assert "MemoryError" in checks["test_nand_truth_table"].message
+    assert checks["test_and_truth_table"].status == "passed"
+
+
+def test_printing_50_megabytes_is_captured_and_capped(course, make_submission):
+    result = graded(
+        course,
+        make_submission,
+        lambda s: s.replace(
+            "def XOR(x1, x2):\n", "def XOR(x1, x2):\n    print('x' * 50_000_000)\n"
+        ),
+    )
+    assert result.score == 100
+    assert len(result.student_output) < 70 * 1024
+    assert "more bytes of output dropped" in result.student_output
+
+
+def test_monkeypatching_numpy_and_builtins_in_the_worker_changes_nothing(course, make_submission):
+    patch = (
+        "import builtins, numpy.testing\n"
+        "np.allclose = lambda *a, **k: True\n"
+        "np.array_equal = lambda *a, **k: True\n"
+        "numpy.testing.assert_allclose = lambda *a, **k: None\n"
+        "builtins.isinstance = lambda *a: True\n"
+    )
+    result = graded(
+        course,
+        make_submission,
+        lambda s: s.replace("\ndef AND", "\n" + patch + "\ndef AND", 1).replace(
+            "np.array([0.5, 0.5]), -0.7", "np.array([0.5, 0.5]), 0.7"
+        ),
+    )
+    checks = by_name(result)
+    assert checks["test_and_truth_table"].status == "failed"
+    assert "AND(0, 0): got 1, expected 0" in checks["test_and_truth_table"].message
+
+
+def test_object_whose_eq_is_always_true_never_passes(course, make_submission):
+    liar = (
+        "class Liar:\n"
+        "    def __eq__(self, other):\n        return True\n"
+        "    def __bool__(self):\n        return True\n"
+        "def AND(x1, x2):\n    return Liar()\n"
+    )
+    result = graded(course, make_submission, lambda s: s + "\n\n" + liar)
+    check = by_name(result)["test_and_truth_table"]
+    assert check.status == "failed"
+    assert "expected an array, got an object" in check.message
+
+
+def test_ndarray_subclass_comes_back_as_a_plain_array(course, make_submission):
+    subclass = (
+        "class Agreeable(np.ndarray):\n"
+        "    def __eq__(self, other):\n        return np.ones(np.shape(self), dtype=bool)\n"
+        "_predict = Perceptron.predict\n"
+        "def _lying_predict(self, X):\n"
+        "    return np.zeros(len(X), dtype=int).view(Agreeable)\n"
+        "Perceptron.predict = _lying_predict\n"
+    )
+    result = graded(course, make_submission, lambda s: s + "\n\n" + subclass)
+    checks = by_name(result)
+    assert checks["test_predict_is_vectorised"].status == "failed"
+    assert checks["test_perceptron_generalises_on_separable_data"].status == "failed"
+
+
+def test_frame_and_gc_inspection_finds_no_expected_values(course, make_submission):
+    snoop = (
+        "import gc, sys\n"
+        "frame, names = sys._getframe(), set()\n"
+        "while frame is not None:\n"
+        "    names.update(frame.f_locals)\n"
+        "    frame = frame.f_back\n"
+        "if 'want' in names or 'expected' in names:\n"
+        "    return 'found the answer'\n"
+        "arrays = [o for o in gc.get_objects() if isinstance(o, np.ndarray)]\n"
+        "return 0"
+    )
+    result = graded(course, make_submission, replace_function("AND", snoop))
+    check = by_name(result)["test_and_truth_table"]
+    assert check.status == "failed"
+    assert "AND(1, 1): got 0, expected 1" in check.message
+
+
+@pytest.mark.parametrize("value", ["np.array(['1'], dtype=object)", "lambda: 1"])
+def test_unsendable_return_values_fail_the_check_cleanly(course, make_submission, value):
+    result = graded(course, make_submission, replace_function("AND", f"return {value}"))
+    check = by_name(result)["test_and_truth_table"]
+    assert check.status in ("failed", "error")
+    assert check.score == 0
+    assert np.isfinite(result.score)
