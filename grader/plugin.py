@@ -35,6 +35,19 @@ MARKERS = {
 _references: dict[tuple[str, int, str], ModuleType] = {}
 
 
+class Credit:
+    """Partial credit for a check that grades on a scale (e.g. accuracy thresholds)."""
+
+    def __init__(self) -> None:
+        self.fraction: float | None = None
+        self.message = ""
+
+    def award(self, fraction: float, message: str) -> None:
+        """Give `fraction` (0..1) of the check's points; `message` says why (shown always)."""
+        self.fraction = min(1.0, max(0.0, float(fraction)))
+        self.message = message
+
+
 class GradeTimeLimit(Exception):
     """The grade's total time limit ran out before this check started."""
 
@@ -102,6 +115,7 @@ class GradePlugin:
         device: str,
         deadline: float,
         on_result: Callable[[CheckResult], None] | None = None,
+        on_start: Callable[[str, float], None] | None = None,
     ) -> None:
         self.assignment = assignment
         self.sandbox = sandbox
@@ -109,6 +123,9 @@ class GradePlugin:
         self.device_name = device
         self.deadline = deadline
         self.on_result = on_result
+        self.on_start = on_start
+        self._credits: dict[str, Credit] = {}
+        self._metrics: dict[str, dict[str, Any]] = {}
         self.results: list[CheckResult] = []
         self.authoring_errors: list[str] = []
         self.collection_errors: list[str] = []
@@ -157,6 +174,16 @@ class GradePlugin:
         return np.random.default_rng([self.seed, salt])
 
     @pytest.fixture
+    def credit(self, request: pytest.FixtureRequest) -> Credit:
+        """Partial credit: `credit.award(fraction, message)` scales the check's points."""
+        return self._credits.setdefault(request.node.nodeid, Credit())
+
+    @pytest.fixture
+    def metrics(self, request: pytest.FixtureRequest) -> dict[str, Any]:
+        """Numbers the check measured (accuracy, seconds...), reported with its result."""
+        return self._metrics.setdefault(request.node.nodeid, {})
+
+    @pytest.fixture
     def device(self) -> str:
         """The device reference computations run on: "cpu" or "cuda"."""
         return self.device_name
@@ -173,6 +200,8 @@ class GradePlugin:
         marker = item.get_closest_marker("timeout")
         limit = self.sandbox.limits.call_timeout_s
         self.sandbox.call_timeout = float(marker.args[0]) if marker else limit
+        if self.on_start is not None:
+            self.on_start(check_name(item), self.sandbox.call_timeout)
 
     @pytest.hookimpl(wrapper=True)
     def pytest_runtest_makereport(
@@ -205,6 +234,11 @@ class GradePlugin:
             status, message, details, score = "skipped", _skip_reason(phases["skipped"]), "", 0.0
         else:
             status, message, details, score = "passed", "", "", points
+        credit = self._credits.pop(item.nodeid, None)
+        if credit is not None and credit.fraction is not None and status == "passed":
+            score = round(points * credit.fraction, 4)
+            status = "passed" if credit.fraction >= 1 else "failed"
+            message = credit.message
         result = CheckResult(
             id=check_id(item, self.assignment.checks_dir),
             name=check_name(item),
@@ -215,6 +249,7 @@ class GradePlugin:
             message=message,
             details=details,
             duration_s=phases["duration"],
+            metrics=self._metrics.pop(item.nodeid, {}),
         )
         self.results.append(result)
         if self.on_result is not None:

@@ -52,7 +52,7 @@ def _quiet_pytest() -> Iterator[io.StringIO]:
     previous = os.environ.get("PYTEST_DISABLE_PLUGIN_AUTOLOAD")
     os.environ["PYTEST_DISABLE_PLUGIN_AUTOLOAD"] = "1"
     try:
-        with contextlib.redirect_stdout(buffer):
+        with contextlib.redirect_stdout(buffer), contextlib.redirect_stderr(buffer):
             yield buffer
     finally:
         if previous is None:
@@ -134,6 +134,7 @@ def grade(
     keyword: str | None = None,
     limits: Limits | None = None,
     on_result: Callable[[CheckResult], None] | None = None,
+    on_start: Callable[[str, float], None] | None = None,
 ) -> Grade:
     """Grade the submission at `submission` (default: the current folder) and return the Grade."""
     started = time.monotonic()
@@ -153,6 +154,7 @@ def grade(
             device=device,
             deadline=sandbox.deadline,
             on_result=on_result,
+            on_start=on_start,
         )
         try:
             run_checks(assignment, plugin, public_only=public_only, keyword=keyword)

@@ -28,6 +28,11 @@ def _row(check: CheckResult, verbose: bool) -> tuple[Text, Text, Text, Text]:
     if check.hidden:
         name.append(" (hidden)", style="dim")
     message = Text(check.message)
+    if check.metrics:
+        shown = ", ".join(
+            f"{k} {v:g}" if isinstance(v, float) else f"{k} {v}" for k, v in check.metrics.items()
+        )
+        message.append(("\n" if check.message else "") + shown, style="cyan")
     if verbose and check.details:
         message.append("\n" + check.details, style="dim")
     points = Text(f"{_points(check.score)}/{_points(check.max_score)}")

@@ -1,0 +1,64 @@
+"""What every `grade` subcommand shares: exit codes, error handling, the --course option."""
+
+from __future__ import annotations
+
+import functools
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import click
+
+from grader.errors import BadInput, GraderError
+
+EXIT_UNDER_THRESHOLD = 1
+EXIT_BAD_INPUT = 2
+EXIT_INTERNAL = 3
+EXIT_INTERRUPTED = 130
+
+
+class UserError(click.ClickException):
+    """Input the user can fix: one line on stderr, exit 2."""
+
+    exit_code = EXIT_BAD_INPUT
+
+
+class InternalError(click.ClickException):
+    """A bug in the grader or the course: exit 3 and say how to report it."""
+
+    exit_code = EXIT_INTERNAL
+
+    def format_message(self) -> str:
+        return f"internal grader error: {self.message}\nPlease report this to the course staff."
+
+
+def handle_errors(command: Callable[..., Any]) -> Callable[..., Any]:
+    """Turn library exceptions into the CLI's exit codes, never a traceback."""
+
+    @functools.wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return command(*args, **kwargs)
+        except (click.ClickException, click.exceptions.Exit, click.Abort):
+            raise
+        except BadInput as error:
+            raise UserError(str(error)) from None
+        except KeyboardInterrupt:
+            click.echo("interrupted", err=True)
+            sys.exit(EXIT_INTERRUPTED)
+        except GraderError as error:
+            raise InternalError(str(error)) from None
+        except Exception as error:
+            raise InternalError(f"{type(error).__name__}: {error}") from None
+
+    return wrapper
+
+
+def course_option(command: Callable[..., Any]) -> Callable[..., Any]:
+    return click.option(
+        "--course",
+        "course_dir",
+        type=click.Path(file_okay=False, path_type=Path),
+        help="Course folder (with assignments/). Default: found automatically.",
+    )(command)

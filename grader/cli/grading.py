@@ -1,0 +1,173 @@
+"""`grade ASSIGNMENT`: grade one submission and print or write its reports."""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import click
+from rich.console import Console
+from rich.live import Live
+from rich.text import Text
+
+from grader.cli.common import EXIT_UNDER_THRESHOLD, course_option, handle_errors
+from grader.course import load_course
+from grader.errors import BadInput
+from grader.report import FORMATS
+from grader.report.table import renderables
+from grader.result import CheckResult, Grade
+from grader.runner import DEFAULT_SEED, DEVICES, grade
+
+
+class LiveProgress:
+    """One status line on stderr: checks done, the running check, its time against its limit."""
+
+    def __init__(self, console: Console) -> None:
+        self.console = console
+        self.done = 0
+        self.points = 0.0
+        self.current = ""
+        self.limit = 0.0
+        self.started = time.monotonic()
+
+    def on_start(self, name: str, limit: float) -> None:
+        self.current, self.limit, self.started = name, limit, time.monotonic()
+
+    def on_result(self, check: CheckResult) -> None:
+        self.done += 1
+        self.points += check.score
+        self.current = ""
+
+    def __rich__(self) -> Text:
+        text = Text(f"Grading: {self.done} checks done, {self.points:g} points so far", "dim")
+        if self.current:
+            elapsed = time.monotonic() - self.started
+            text.append(f" · {self.current} {elapsed:.0f}s", "bold")
+            if elapsed >= 2:
+                text.append(f" of {self.limit:g}s allowed per call", "dim")
+        return text
+
+    @contextlib.contextmanager
+    def shown(self) -> Iterator[LiveProgress]:
+        if not self.console.is_terminal:
+            yield self
+            return
+        with Live(self, console=self.console, transient=True, refresh_per_second=4):
+            yield self
+
+
+def parse_report(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]) -> list:
+    reports = []
+    for value in values:
+        fmt, sep, path = value.partition(":")
+        if not sep or fmt not in FORMATS or not path:
+            raise click.BadParameter(
+                f"{value!r} is not FORMAT:PATH with FORMAT one of {', '.join(sorted(FORMATS))}."
+            )
+        reports.append((fmt, Path(path)))
+    return reports
+
+
+@click.command("run", hidden=True)
+@click.argument("assignment")
+@click.option(
+    "--submission",
+    type=click.Path(path_type=Path),
+    help="Folder or .zip with the files (default: ./ASSIGNMENT or the current folder).",
+)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(sorted(FORMATS)),
+    default="table",
+    show_default=True,
+    help="Report format for stdout, or for --output.",
+)
+@click.option(
+    "-o", "--output", type=click.Path(dir_okay=False, path_type=Path), help="Write the report here."
+)
+@click.option(
+    "--report",
+    "reports",
+    multiple=True,
+    callback=parse_report,
+    metavar="FORMAT:PATH",
+    help="Also write FORMAT to PATH (repeatable: one grading, many reports).",
+)
+@click.option("--public-only", is_flag=True, help="Run only the public checks.")
+@click.option(
+    "--device",
+    type=click.Choice(DEVICES),
+    default="auto",
+    show_default=True,
+    help="Where reference solutions compute.",
+)
+@click.option("--seed", type=int, default=DEFAULT_SEED, show_default=True, help="Input seed.")
+@click.option(
+    "--fail-under",
+    type=click.FloatRange(0, 100),
+    help="Exit with code 1 if the score is under this percentage.",
+)
+@click.option("-k", "keyword", help="Only run checks matching this pytest -k expression.")
+@click.option("-v", "--verbose", is_flag=True, help="Show full diagnostics and your prints.")
+@course_option
+@handle_errors
+def run(
+    assignment: str,
+    submission: Path | None,
+    fmt: str,
+    output: Path | None,
+    reports: list[tuple[str, Path]],
+    public_only: bool,
+    device: str,
+    seed: int,
+    fail_under: float | None,
+    keyword: str | None,
+    verbose: bool,
+    course_dir: Path | None,
+) -> None:
+    """Grade ASSIGNMENT and print the score table (or another format)."""
+    course = load_course(course_dir)
+    spec = course.assignment(assignment)
+    if submission is None:
+        default = Path.cwd() / spec.name
+        submission = default if default.is_dir() else Path.cwd()
+    progress = LiveProgress(Console(stderr=True))
+    with progress.shown():
+        result = grade(
+            spec.name,
+            submission,
+            course=course,
+            seed=seed,
+            device=device,
+            public_only=public_only,
+            keyword=keyword,
+            on_result=progress.on_result,
+            on_start=progress.on_start,
+        )
+    if output is not None:
+        reports = [(fmt, output), *reports]
+    emit(result, reports, fmt if output is None else "table", verbose)
+    if fail_under is not None and result.percent < fail_under:
+        click.echo(f"Score {result.percent:g}% is under --fail-under {fail_under:g}%.", err=True)
+        sys.exit(EXIT_UNDER_THRESHOLD)
+
+
+def emit(result: Grade, reports: list[tuple[str, Path]], stdout_format: str, verbose: bool) -> None:
+    """Write every requested report, then print the stdout view (the table for people)."""
+    failures = []
+    for fmt, path in reports:
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(FORMATS[fmt](result), encoding="utf-8")
+        except OSError as error:
+            failures.append(f"cannot write {path}: {error.strerror or error}")
+    if stdout_format == "table":
+        Console().print(renderables(result, verbose))
+    else:
+        click.echo(FORMATS[stdout_format](result), nl=False)
+    if failures:
+        raise BadInput("; ".join(failures))

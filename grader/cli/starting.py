@@ -1,0 +1,60 @@
+"""Commands that help a student start: `grade list` and `grade init ASSIGNMENT`."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from grader.cli.common import course_option, handle_errors
+from grader.course import load_course
+from grader.errors import BadInput
+
+
+@click.command("list")
+@course_option
+@handle_errors
+def list_assignments(course_dir: Path | None) -> None:
+    """List the course's assignments."""
+    course = load_course(course_dir)
+    table = Table("Assignment", "Title", "Points", "Files")
+    for assignment in course.assignments.values():
+        table.add_row(
+            assignment.name,
+            assignment.title,
+            f"{assignment.points:g}",
+            ", ".join(assignment.files),
+        )
+    Console().print(table)
+
+
+@click.command("init")
+@click.argument("assignment")
+@click.option(
+    "--dir",
+    "target_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Where to create the folder (default: ./ASSIGNMENT).",
+)
+@click.option("--force", is_flag=True, help="Overwrite files that already exist.")
+@course_option
+@handle_errors
+def init(assignment: str, target_dir: Path | None, force: bool, course_dir: Path | None) -> None:
+    """Create ./ASSIGNMENT with the starter code and the exercise's README."""
+    course = load_course(course_dir)
+    spec = course.assignment(assignment)
+    target = target_dir or Path.cwd() / spec.name
+    sources = [p for p in spec.template_dir.iterdir() if p.is_file()] + [spec.readme]
+    existing = [target / p.name for p in sources if (target / p.name).exists()]
+    if existing and not force:
+        raise BadInput(
+            f"{existing[0]} already exists; your work is kept. Use --force to overwrite it."
+        )
+    target.mkdir(parents=True, exist_ok=True)
+    for source in sources:
+        shutil.copy2(source, target / source.name)
+    click.echo(f"Created {target} with {', '.join(p.name for p in sources)}.")
+    click.echo(f"Edit {spec.files[0]}, then run: grade {spec.name}")
