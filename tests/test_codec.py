@@ -1,0 +1,269 @@
+"""The wire format: values survive the trip, and nothing a worker sends can hurt the grader."""
+
+from __future__ import annotations
+
+import io
+import os
+import pickle
+import struct
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from grader.sandbox.codec import (
+    Channel,
+    ChannelClosed,
+    ChannelTimeout,
+    Decoder,
+    Encoder,
+    Handle,
+    ProtocolError,
+    Ref,
+    pack,
+    unpack,
+)
+
+
+def round_trip(value, **encoder_options):
+    encoder = Encoder(**encoder_options)
+    header, blobs = unpack(*_split(pack({"v": encoder.encode(value)}, encoder.blobs)))
+    return Decoder(blobs, make_handle=lambda h: h).decode(header["v"])
+
+
+def _split(frame: bytes) -> tuple[bytes, bytes]:
+    header_len, _ = struct.unpack(">IQ", frame[:12])
+    return frame[12 : 12 + header_len], frame[12 + header_len :]
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        None,
+        True,
+        0,
+        -(2**70),
+        1.5,
+        "text ✓",
+        [1, [2, (3, 4)]],
+        (1, "a", None),
+        {"a": 1, 2: "b", (3, 4): [5]},
+        {},
+    ],
+)
+def test_plain_values_round_trip(value):
+    assert round_trip(value) == value
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), float("-inf")])
+def test_non_finite_floats_round_trip(value):
+    got = round_trip(value)
+    assert type(got) is float
+    assert repr(got) == repr(value)
+
+
+@pytest.mark.parametrize(
+    "array",
+    [
+        np.arange(12, dtype=np.float64).reshape(3, 4),
+        np.arange(12, dtype=np.float32).reshape(3, 4).T,
+        np.asfortranarray(np.ones((2, 3), dtype=np.int16)),
+        np.array([True, False]),
+        np.array([1 + 2j], dtype=np.complex128),
+        np.zeros((0, 5)),
+        np.array(3.5),
+        np.arange(4, dtype=">f8"),
+        np.arange(10)[::3],
+    ],
+)
+def test_arrays_round_trip_as_plain_native_arrays(array):
+    got = round_trip(array)
+    assert type(got) is np.ndarray
+    assert got.dtype.isnative
+    assert got.shape == array.shape
+    np.testing.assert_array_equal(got, array)
+
+
+def test_numpy_scalars_keep_their_dtype():
+    got = round_trip(np.float32(1.25))
+    assert isinstance(got, np.float32)
+    assert got == np.float32(1.25)
+
+
+def test_ndarray_subclass_arrives_as_plain_ndarray():
+    class Sneaky(np.ndarray):
+        def __eq__(self, other):
+            return np.ones(self.shape, dtype=bool)
+
+    got = round_trip(np.zeros(3).view(Sneaky))
+    assert type(got) is np.ndarray
+    assert not (got == np.ones(3)).any()
+
+
+def test_subclasses_of_builtins_are_sent_as_their_plain_value():
+    class Lying(float):
+        def __eq__(self, other):
+            return True
+
+    got = round_trip(Lying(2.0))
+    assert type(got) is float
+    assert got != 3.0
+
+
+def test_generator_arrives_with_the_same_state_and_the_original_is_untouched():
+    rng = np.random.default_rng(7)
+    copy = round_trip(rng)
+    assert copy is not rng
+    assert copy.random() == np.random.default_rng(7).random()
+    assert rng.random() == np.random.default_rng(7).random()
+
+
+def test_object_arrays_and_unknown_objects_cannot_be_sent():
+    with pytest.raises(TypeError):
+        Encoder().encode(np.array([object()], dtype=object))
+    with pytest.raises(TypeError):
+        Encoder().encode(object())
+
+
+def test_objects_become_handles_when_the_sender_allows_it():
+    handle = Handle(3, "Affine", ("forward",))
+    got = round_trip(object(), handle_for=lambda obj: handle)
+    assert got == handle
+
+
+def test_tracking_numbers_arguments_and_keeps_aliasing():
+    x = np.ones(2)
+    encoder = Encoder(track=True)
+    node = encoder.encode((x, {"w": x}, [x]))
+    decoder = Decoder(encoder.blobs)
+    a, d, lst = decoder.decode(node)
+    assert d["w"] is a
+    assert lst[0] is a
+    assert set(decoder.refs) == set(encoder.refs)
+
+
+def test_refs_resolve_to_objects_the_receiver_holds():
+    mine = np.zeros(3)
+    got = Decoder([], resolve_ref={5: mine}.__getitem__).decode(Encoder().encode(Ref(5)))
+    assert got is mine
+
+
+def _npy_bytes(array: np.ndarray, allow_pickle: bool = False) -> bytes:
+    buffer = io.BytesIO()
+    np.lib.format.write_array(buffer, array, allow_pickle=allow_pickle)
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize(
+    "blob",
+    [
+        _npy_bytes(np.array([object()], dtype=object), allow_pickle=True),
+        _npy_bytes(np.array([("a", 1)], dtype=[("name", "U1"), ("n", "i4")])),
+        _npy_bytes(np.array(["text"])),
+        pickle.dumps(np.arange(3)),
+        _npy_bytes(np.arange(1000.0))[:200],
+        _npy_bytes(np.arange(3.0)).replace(b"(3,)", b"(1000000000000,)"),
+        b"",
+        b"\x93NUMPY\x09\x00",
+    ],
+    ids=["object", "structured", "unicode", "pickle", "truncated", "huge-shape", "empty", "v9"],
+)
+def test_decoder_rejects_anything_but_numeric_npy(blob):
+    with pytest.raises(ProtocolError):
+        Decoder([blob]).decode({"$a": 0})
+
+
+@pytest.mark.parametrize(
+    "node",
+    [
+        {"$zzz": 1},
+        {"$f": "1e999"},
+        {"$a": 5},
+        {"$d": [[1]]},
+        {"$d": [[[1], 2]]},
+        {"$h": 1, "cls": 3, "methods": []},
+        {"$c": 1},
+        {"$r": 9},
+        {"$g": {"$d": [["bit_generator", "Evil"]]}},
+        {},
+        {"$t": 5},
+    ],
+)
+def test_decoder_rejects_malformed_trees(node):
+    with pytest.raises(ProtocolError):
+        Decoder([]).decode(node)
+
+
+def test_deeply_nested_values_are_refused_not_a_recursion_crash():
+    node: object = 1
+    for _ in range(1000):
+        node = [node]
+    with pytest.raises(ProtocolError):
+        Decoder([]).decode(node)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=300))
+def test_random_bytes_never_crash_the_frame_parser(data):
+    try:
+        header, blobs = unpack(data, b"")
+        Decoder(blobs).decode(header.get("v"))
+    except ProtocolError:
+        pass
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.data())
+def test_mutated_frames_only_ever_raise_protocol_error(data):
+    encoder = Encoder()
+    value = {"x": np.arange(6.0).reshape(2, 3), "t": (1, 2.5, "s"), "n": float("nan")}
+    header_bytes, blob_bytes = _split(pack({"v": encoder.encode(value)}, encoder.blobs))
+    frame = bytearray(header_bytes + blob_bytes)
+    for _ in range(data.draw(st.integers(1, 5))):
+        position = data.draw(st.integers(0, len(frame) - 1))
+        frame[position] = data.draw(st.integers(0, 255))
+    cut = len(header_bytes)
+    try:
+        header, blobs = unpack(bytes(frame[:cut]), bytes(frame[cut:]))
+        Decoder(blobs).decode(header.get("v"))
+    except ProtocolError:
+        pass
+
+
+def _pipe_channel():
+    r, w = os.pipe()
+    return Channel(r, w), r, w
+
+
+def test_channel_delivers_frames_and_times_out_on_silence():
+    channel, r, w = _pipe_channel()
+    try:
+        channel.send({"op": "ping"}, [b"abc"])
+        header, blobs = channel.recv()
+        assert header == {"op": "ping"}
+        assert blobs == [b"abc"]
+        with pytest.raises(ChannelTimeout):
+            channel.recv(deadline=0)
+    finally:
+        os.close(r)
+        os.close(w)
+
+
+def test_channel_reports_a_closed_pipe_and_a_truncated_frame():
+    channel, r, w = _pipe_channel()
+    os.write(w, pack({"op": "x"}, [])[:5])
+    os.close(w)
+    with pytest.raises(ChannelClosed):
+        channel.recv()
+    os.close(r)
+
+
+def test_channel_refuses_frames_announcing_too_much_data():
+    channel, r, w = _pipe_channel()
+    channel.max_bytes = 1000
+    os.write(w, struct.pack(">IQ", 2, 10**12) + b"{}")
+    with pytest.raises(ProtocolError):
+        channel.recv()
+    os.close(r)
+    os.close(w)
