@@ -1,0 +1,178 @@
+"""The sandbox makes calls into a worker behave like local calls, and survives the worker."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from support import FIXTURES
+
+from grader.sandbox.limits import Limits
+from grader.sandbox.proxy import (
+    MissingName,
+    RemoteObject,
+    Sandbox,
+    StudentError,
+    StudentException,
+    SubmissionImportError,
+    SubmissionProxy,
+    WorkerTimeout,
+)
+
+
+@pytest.fixture
+def sandbox(tmp_path: Path):
+    folder = tmp_path / "submission"
+    shutil.copytree(FIXTURES / "sandbox", folder)
+    box = Sandbox(folder, "probe", Limits(call_timeout_s=2.0))
+    yield box
+    box.close()
+
+
+@pytest.fixture
+def probe(sandbox: Sandbox) -> SubmissionProxy:
+    return SubmissionProxy(sandbox)
+
+
+def test_return_values_come_back(probe):
+    assert probe.add(2, 3) == 5
+    np.testing.assert_array_equal(probe.add(np.ones(2), 1), [2.0, 2.0])
+    assert probe.add("a", "b") == "ab"
+
+
+def test_in_place_changes_to_an_array_argument_reach_the_caller(probe):
+    x = np.arange(3.0)
+    probe.double_in_place(x)
+    np.testing.assert_array_equal(x, [0.0, 2.0, 4.0])
+
+
+def test_dict_entries_rebound_by_the_student_become_new_objects(probe):
+    rebound, inplace = np.ones(2), np.ones(2)
+    params = {"rebound": rebound, "inplace": inplace}
+    probe.step(params, {"rebound": np.ones(2), "inplace": np.ones(2)})
+    assert params["inplace"] is inplace
+    np.testing.assert_allclose(inplace, [0.9, 0.9])
+    assert params["rebound"] is not rebound
+    np.testing.assert_allclose(params["rebound"], [0.9, 0.9])
+    np.testing.assert_array_equal(rebound, [1.0, 1.0])
+
+
+def test_lists_are_synced_back(probe):
+    items = [10]
+    probe.append_to(items)
+    assert items == [10, 1]
+
+
+def test_callables_are_called_back_in_the_trusted_process(probe):
+    seen = []
+
+    def f(x):
+        seen.append(x)
+        return float(np.sum(x))
+
+    assert probe.call_back(f, np.ones(3)) == 9.0
+    assert len(seen) == 2
+    assert isinstance(seen[0], np.ndarray)
+
+
+def test_a_failing_callback_raises_in_the_students_code(probe):
+    def f(x):
+        if x == "boom":
+            raise KeyError("no such input")
+        return 1
+
+    with pytest.raises(StudentException) as info:
+        probe.call_back_twice_then_fail(f)
+    assert "CallbackFailed" in info.value.message
+    assert "no such input" in info.value.message
+
+
+def test_generators_arrive_with_their_state(probe):
+    rng = np.random.default_rng(3)
+    got = probe.draw(rng, 4)
+    np.testing.assert_array_equal(got, np.random.default_rng(3).normal(size=4))
+
+
+def test_objects_live_in_the_worker_behind_handles(probe):
+    counter = probe.Counter(5)
+    assert isinstance(counter, RemoteObject)
+    assert counter.count == 5
+    returned = counter.increment(by=2)
+    assert counter.count == 7
+    assert repr(returned) == repr(counter)
+    assert counter.doubled == 14
+    counter.count = 1
+    assert counter.count == 1
+
+
+def test_returned_functions_are_callable_handles(probe):
+    assert probe.make_function()(41) == 42
+
+
+def test_errstate_applies_inside_the_worker_and_is_restored(probe):
+    assert probe.overflow(1000.0) == np.inf
+    with probe.errstate(over="raise"), pytest.raises(StudentException, match="FloatingPointError"):
+        probe.overflow(1000.0)
+    assert probe.overflow(1000.0) == np.inf
+
+
+def test_student_exceptions_name_the_call_and_the_line(probe):
+    with pytest.raises(StudentException) as info:
+        probe.fail()
+    assert info.value.message == "fail() raised ValueError: a bad thing (probe.py, line 48)."
+    assert "raise ValueError" in info.value.details
+
+
+def test_not_implemented_says_so(probe):
+    with pytest.raises(StudentException, match="todo\\(\\) is not implemented yet"):
+        probe.todo()
+
+
+def test_missing_names_are_reported_as_such(probe):
+    with pytest.raises(MissingName, match=r"probe\.py does not define `nothing_here`"):
+        probe.nothing_here()
+    with pytest.raises(MissingName, match="no attribute `nope`"):
+        probe.Counter().nope  # noqa: B018
+
+
+def test_prints_are_captured_not_mixed_into_results(probe, sandbox):
+    assert probe.shout("hello") == 5
+    sandbox.close()
+    assert sandbox.output.text() == "imported probe\nhello\n"
+
+
+def test_a_timeout_kills_the_worker_and_the_next_call_restarts_it(probe, sandbox):
+    counter = probe.Counter()
+    with pytest.raises(WorkerTimeout, match="did not finish within 2 s"):
+        probe.sleep_forever()
+    assert probe.add(1, 1) == 2
+    assert sandbox.starts == 2
+    with pytest.raises(StudentError, match="lost when the worker restarted"):
+        counter.increment()
+
+
+def test_callback_time_does_not_count_against_the_call_timeout(probe, sandbox):
+    import time
+
+    sandbox.call_timeout = 0.5
+
+    def slow(x):
+        time.sleep(0.4)
+        return 1.0
+
+    assert probe.call_back(slow, 1.0) == 2.0
+
+
+def test_import_failure_is_remembered_and_reported_for_every_call(tmp_path):
+    folder = tmp_path / "broken"
+    folder.mkdir()
+    (folder / "probe.py").write_text("import numpy as np\nraise RuntimeError('at import')\n")
+    box = Sandbox(folder, "probe", Limits())
+    proxy = SubmissionProxy(box)
+    for _ in range(2):
+        with pytest.raises(SubmissionImportError, match="RuntimeError: at import"):
+            proxy.add(1, 2)
+    assert box.starts == 1
+    box.close()
