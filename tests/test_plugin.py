@@ -1,0 +1,173 @@
+"""The pytest plugin on a tiny course written in each test: markers, fixtures, outcomes."""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from grader.course import load_course
+from grader.errors import BadInput, GraderError
+from grader.runner import grade
+
+TOML = 'title = "Toy"\npoints = 10\nfiles = ["toy.py"]\n[limits]\ncall_timeout_s = 2\n'
+REFERENCE = "def double(x):\n    return 2 * x\n"
+STUDENT = "def double(x):\n    return x + x\n"
+
+
+def make_course(root: Path, public: str, hidden: str = "", student: str = STUDENT) -> Path:
+    folder = root / "course" / "assignments" / "toy"
+    (folder / "checks" / "public").mkdir(parents=True)
+    (folder / "assignment.toml").write_text(TOML)
+    (folder / "checks" / "public" / "test_toy.py").write_text(textwrap.dedent(public))
+    if hidden:
+        (folder / "checks" / "hidden").mkdir()
+        (folder / "checks" / "hidden" / "test_secret.py").write_text(textwrap.dedent(hidden))
+    (root / "course" / "reference").mkdir()
+    (root / "course" / "reference" / "toy.py").write_text(REFERENCE)
+    submission = root / "submission"
+    submission.mkdir()
+    (submission / "toy.py").write_text(student)
+    return root / "course"
+
+
+def grade_toy(tmp_path: Path, public: str, hidden: str = "", student: str = STUDENT, **kw):
+    course = load_course(make_course(tmp_path, public, hidden, student))
+    return grade("toy", tmp_path / "submission", course=course, device="cpu", **kw)
+
+
+def test_points_hidden_status_and_ids(tmp_path):
+    result = grade_toy(
+        tmp_path,
+        """
+        import pytest
+        from grader.compare import assert_close
+
+        @pytest.mark.points(4)
+        def test_doubles(student, reference):
+            '''Doubling works.'''
+            assert_close(student.double(3), reference.double(3))
+        """,
+        """
+        import pytest
+
+        @pytest.mark.points(6)
+        @pytest.mark.hint("Think about negative numbers.")
+        def test_negative(student):
+            assert student.double(-1) == 3, "double(-1) is wrong"
+        """,
+    )
+    public, hidden = result.tests
+    assert (public.id, public.name, public.status, public.score) == (
+        "public/test_toy.py::test_doubles", "Doubling works", "passed", 4.0
+    )  # fmt: skip
+    assert not public.hidden
+    assert hidden.hidden
+    assert hidden.status == "failed"
+    assert hidden.message == "double(-1) is wrong Hint: Think about negative numbers."
+    assert (result.score, result.max_score) == (4.0, 10.0)
+
+
+def test_rng_is_seeded_per_check_and_by_the_grade_seed(tmp_path):
+    public = """
+        import pytest
+
+        @pytest.mark.points(10)
+        def test_record(rng, metrics):
+            metrics["draw"] = float(rng.random())
+        """
+    course = load_course(make_course(tmp_path, public))
+    draws = [
+        grade("toy", tmp_path / "submission", course=course, device="cpu", seed=seed).tests[0]
+        for seed in (1, 1, 2)
+    ]
+    values = [d.metrics["draw"] for d in draws]
+    assert values[0] == values[1] != values[2]
+
+
+def test_partial_credit_scales_points_and_sets_the_message(tmp_path):
+    result = grade_toy(
+        tmp_path,
+        """
+        import pytest
+
+        @pytest.mark.points(10)
+        def test_accuracy(credit):
+            credit.award(0.25, "accuracy 91%: a quarter of the points")
+        """,
+    )
+    check = result.tests[0]
+    assert (check.score, check.status) == (2.5, "failed")
+    assert check.message == "accuracy 91%: a quarter of the points"
+
+
+def test_a_check_that_chokes_on_the_result_is_an_error_not_a_crash(tmp_path):
+    result = grade_toy(
+        tmp_path,
+        """
+        import pytest
+
+        @pytest.mark.points(10)
+        def test_shape(student):
+            student.double(2).shape
+        """,
+    )
+    check = result.tests[0]
+    assert check.status == "error"
+    assert "could not evaluate your result" in check.message
+
+
+def test_missing_points_marker_is_a_course_error(tmp_path):
+    with pytest.raises(GraderError, match="points"):
+        grade_toy(tmp_path, "def test_unmarked(student):\n    pass\n")
+
+
+def test_a_check_file_that_does_not_import_is_a_course_error(tmp_path):
+    with pytest.raises(GraderError, match="broken"):
+        grade_toy(tmp_path, "import no_such_module_anywhere\n")
+
+
+def test_a_reference_that_does_not_import_is_a_course_error(tmp_path):
+    course = make_course(
+        tmp_path,
+        """
+        import pytest
+
+        @pytest.mark.points(10)
+        def test_uses_reference(reference):
+            pass
+        """,
+    )
+    (course / "reference" / "toy.py").write_text("raise RuntimeError('broken reference')\n")
+    with pytest.raises(GraderError, match="broken reference"):
+        grade("toy", tmp_path / "submission", course=load_course(course), device="cpu")
+
+
+def test_keyword_that_selects_nothing_is_bad_input(tmp_path):
+    public = "import pytest\n\n@pytest.mark.points(10)\ndef test_a():\n    pass\n"
+    with pytest.raises(BadInput, match="no checks"):
+        grade_toy(tmp_path, public, keyword="zzz")
+
+
+def test_total_time_limit_marks_remaining_checks_as_timeout(tmp_path):
+    from grader.sandbox.limits import Limits
+
+    result = grade_toy(
+        tmp_path,
+        """
+        import time
+        import pytest
+
+        @pytest.mark.points(5)
+        def test_slow():
+            time.sleep(1.2)
+
+        @pytest.mark.points(5)
+        def test_after(student):
+            assert student.double(1) == 2
+        """,
+        limits=Limits(total_timeout_s=1.0),
+    )
+    assert [t.status for t in result.tests] == ["passed", "timeout"]
+    assert "time limit" in result.tests[1].message
