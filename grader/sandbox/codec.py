@@ -334,6 +334,7 @@ class Channel:
         self.read_fd = read_fd
         self.write_fd = write_fd
         self.max_bytes = max_bytes
+        self._buffer = bytearray()
 
     def send(self, header: dict, blobs: list[bytes] = ()) -> None:
         data = memoryview(pack(header, list(blobs)))
@@ -354,18 +355,19 @@ class Channel:
         return unpack(header, blobs)
 
     def _read_exact(self, size: int, deadline: float | None) -> bytes:
-        chunks, remaining = [], size
-        while remaining:
+        buffer = self._buffer
+        while len(buffer) < size:
             if deadline is not None:
                 left = deadline - time.monotonic()
                 if left <= 0 or not select.select([self.read_fd], [], [], left)[0]:
                     raise ChannelTimeout()
             try:
-                chunk = os.read(self.read_fd, min(remaining, 1 << 20))
+                chunk = os.read(self.read_fd, max(size - len(buffer), 1 << 16))
             except OSError as exc:
                 raise ChannelClosed(str(exc)) from exc
             if not chunk:
                 raise ChannelClosed("end of stream")
-            chunks.append(chunk)
-            remaining -= len(chunk)
-        return b"".join(chunks)
+            buffer += chunk
+        data = bytes(buffer[:size])
+        del buffer[:size]
+        return data
