@@ -32,6 +32,7 @@ class Assignment:
     limits: Limits
     folder: Path
     course_root: Path
+    forbidden_imports: tuple[str, ...] = ()
 
     @property
     def module(self) -> str:
@@ -103,6 +104,7 @@ def _load_assignment(path: Path, root: Path) -> Assignment:
             limits=limits,
             folder=path.parent,
             course_root=root,
+            forbidden_imports=tuple(str(m) for m in data.get("forbidden_imports", ())),
         )
     except (OSError, tomllib.TOMLDecodeError, KeyError, TypeError, ValueError) as error:
         raise GraderError(f"{path} is invalid: {error}") from error

@@ -22,6 +22,7 @@ import pytest
 from grader import __version__
 from grader.course import Assignment, Course, load_course
 from grader.errors import BadInput, GraderError
+from grader.forbidden import scan
 from grader.plugin import GradePlugin
 from grader.result import CheckResult, Grade, SubmissionInfo
 from grader.sandbox.limits import Limits
@@ -155,7 +156,13 @@ def grade(
     source = Path(submission) if submission is not None else Path.cwd()
     with tempfile.TemporaryDirectory(prefix="dl-grader-") as workdir:
         prepared = prepare(source, assignment, Path(workdir))
-        sandbox = Sandbox(prepared.folder, assignment.module, limits)
+        sandbox = Sandbox(prepared.folder, assignment.module, limits, assignment.forbidden_imports)
+        violations = scan(prepared.folder, assignment.forbidden_imports)
+        if violations:
+            sandbox.refuse(
+                f"{violations[0].describe()}, which this assignment does not allow: "
+                "write it with NumPy yourself."
+            )
         sandbox.deadline = started + limits.total_timeout_s
         plugin = GradePlugin(
             assignment,

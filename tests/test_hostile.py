@@ -186,3 +186,20 @@ def test_unsendable_return_values_fail_the_check_cleanly(course, make_submission
     assert check.status in ("failed", "error")
     assert check.score == 0
     assert np.isfinite(result.score)
+
+
+def test_importing_a_forbidden_library_is_refused_before_running(course, make_submission):
+    result = graded(course, make_submission, lambda s: "import torch\n" + s)
+    assert result.score == 0
+    assert all("line 1 imports torch, which this assignment does not allow" in t.message
+               for t in result.tests)  # fmt: skip
+    assert result.worker["starts"] == 0
+
+
+def test_a_hidden_import_of_a_forbidden_library_fails_at_run_time(course, make_submission):
+    sneaky = 'import importlib\nreturn int(importlib.import_module("to" + "rch").tensor(1))'
+    result = graded(course, make_submission, replace_function("AND", sneaky))
+    check = by_name(result)["test_and_truth_table"]
+    assert check.status == "error"
+    assert "torch may not be used in this assignment" in check.message
+    assert by_name(result)["test_or_truth_table"].status == "passed"

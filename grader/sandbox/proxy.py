@@ -140,10 +140,17 @@ class CapturedOutput:
 class Sandbox:
     """One submission's worker: spawned lazily, restarted after a crash, killed at close."""
 
-    def __init__(self, submission_dir: Path, module: str, limits: Limits) -> None:
+    def __init__(
+        self,
+        submission_dir: Path,
+        module: str,
+        limits: Limits,
+        forbidden_imports: tuple[str, ...] = (),
+    ) -> None:
         self.submission_dir = Path(submission_dir)
         self.module = module
         self.limits = limits
+        self.forbidden_imports = forbidden_imports
         self.call_timeout = limits.call_timeout_s
         self.deadline: float | None = None
         self.output = CapturedOutput(limits.output_kb * 1024)
@@ -177,6 +184,7 @@ class Sandbox:
             "module": self.module,
             "grader_root": GRADER_ROOT,
             "limits": self.limits.for_worker(),
+            "forbidden_imports": list(self.forbidden_imports),
         }
         home = self.submission_dir.parent / "home"
         home.mkdir(exist_ok=True)
@@ -242,6 +250,10 @@ class Sandbox:
                 SubmissionImportError(_import_message(self.module, error), error.details)
             )
         self._fail_import(SubmissionImportError("the worker sent an unexpected first message"))
+
+    def refuse(self, message: str) -> None:
+        """Fail every check that needs the submission with `message`, without running it."""
+        self.import_failure = SubmissionImportError(message)
 
     def _fail_import(self, error: SubmissionImportError) -> None:
         self._kill()

@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from grader.forbidden import install_import_guard
 from grader.sandbox.codec import (
     Callback,
     Channel,
@@ -230,6 +231,8 @@ def describe_exception(exc: BaseException, submission_dir: str) -> dict:
         message = f"sys.exit({exc.code!r}) was called"
     frames = []
     for frame in traceback.extract_tb(exc.__traceback__):
+        if frame.filename.startswith("<"):
+            continue
         path = os.path.realpath(frame.filename)
         if path.startswith(submission_dir + os.sep):
             relative = os.path.relpath(path, submission_dir)
@@ -253,6 +256,7 @@ def main(config_json: str) -> None:
     os.chdir(submission_dir)
     sys.path[:] = [submission_dir] + [p for p in sys.path if p != config["grader_root"]]
     worker = Worker(channel, submission_dir)
+    install_import_guard(tuple(config.get("forbidden_imports", ())))
     try:
         module = importlib.import_module(config["module"])
     except BaseException as exc:  # reported to the grader as the import failure
