@@ -19,6 +19,7 @@ from grader.errors import BadInput, GraderError
 from grader.sandbox.limits import Limits
 
 ENV_VARIABLE = "DL_GRADER_COURSE"
+VISIBILITIES = ("hidden", "after_due_date", "after_published", "visible")
 
 
 @dataclass(frozen=True)
@@ -33,6 +34,8 @@ class Assignment:
     folder: Path
     course_root: Path
     forbidden_imports: tuple[str, ...] = ()
+    hidden_visibility: str = "after_published"
+    release_bundle: bool = False
 
     @property
     def module(self) -> str:
@@ -94,6 +97,9 @@ def _load_assignment(path: Path, root: Path) -> Assignment:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
         limits = Limits.from_mapping(data.get("limits", {}))
         files = tuple(data["files"])
+        visibility = dict(data.get("gradescope", {})).get("hidden_visibility", "after_published")
+        if visibility not in VISIBILITIES:
+            raise ValueError(f"[gradescope] hidden_visibility must be one of {VISIBILITIES}")
         if not files or not all(isinstance(f, str) and f.endswith(".py") for f in files):
             raise ValueError("`files` must list the .py files students edit")
         return Assignment(
@@ -105,6 +111,8 @@ def _load_assignment(path: Path, root: Path) -> Assignment:
             folder=path.parent,
             course_root=root,
             forbidden_imports=tuple(str(m) for m in data.get("forbidden_imports", ())),
+            hidden_visibility=visibility,
+            release_bundle="release" in data,
         )
     except (OSError, tomllib.TOMLDecodeError, KeyError, TypeError, ValueError) as error:
         raise GraderError(f"{path} is invalid: {error}") from error

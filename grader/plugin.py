@@ -23,6 +23,7 @@ import pytest
 from grader.compare import CheckFailure
 from grader.course import Assignment
 from grader.errors import GraderError
+from grader.refcache import reference_for
 from grader.result import CheckResult
 from grader.sandbox.proxy import Sandbox, StudentError, SubmissionProxy
 
@@ -157,10 +158,10 @@ class GradePlugin:
         return SubmissionProxy(self.sandbox)
 
     @pytest.fixture(scope="session")
-    def reference(self) -> ModuleType:
+    def reference(self) -> Any:
         """The assignment's reference solution, computing on the grade's device."""
         try:
-            return load_reference(self.assignment.reference_path, self.device_name)
+            return reference_for(self.assignment, self.device_name)
         except Exception as error:
             message = f"reference solution failed to load: {type(error).__name__}: {error}"
             self.internal_errors.append(message)

@@ -49,6 +49,8 @@ class Grade:
     public_only: bool = False
     student_output: str = ""
     worker: dict[str, Any] = field(default_factory=dict)
+    hidden_visibility: str = "after_published"
+    """When students may see hidden checks' results (LMS formats), from assignment.toml."""
 
     @property
     def score(self) -> float:

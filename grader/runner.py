@@ -163,6 +163,7 @@ def grade(
                 f"{violations[0].describe()}, which this assignment does not allow: "
                 "write it with NumPy yourself."
             )
+        sandbox.spawn()
         sandbox.deadline = started + limits.total_timeout_s
         plugin = GradePlugin(
             assignment,
@@ -186,7 +187,8 @@ def grade(
         duration_s=time.monotonic() - started,
         submission=SubmissionInfo(path=str(source), sha256=prepared.sha256),
         tests=tuple(plugin.results),
-        public_only=public_only,
+        public_only=public_only or assignment.release_bundle,
         student_output=sandbox.output.text(),
         worker={"starts": sandbox.starts, "limits": sandbox.applied_limits},
+        hidden_visibility=assignment.hidden_visibility,
     )

@@ -17,6 +17,7 @@ from grader.cli.common import EXIT_UNDER_THRESHOLD, course_option, handle_errors
 from grader.course import load_course
 from grader.errors import BadInput
 from grader.report import FORMATS
+from grader.report.markdown import append_step_summary
 from grader.report.table import renderables
 from grader.result import CheckResult, Grade
 from grader.runner import DEFAULT_SEED, DEVICES, grade
@@ -165,6 +166,9 @@ def emit(result: Grade, reports: list[tuple[str, Path]], stdout_format: str, ver
             path.write_text(FORMATS[fmt](result), encoding="utf-8")
         except OSError as error:
             failures.append(f"cannot write {path}: {error.strerror or error}")
+    step_summary_failure = append_step_summary(result)
+    if step_summary_failure:
+        failures.append(step_summary_failure)
     if stdout_format == "table":
         Console().print(renderables(result, verbose))
     else:

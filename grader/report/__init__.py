@@ -8,11 +8,17 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from grader.report.gradescope import to_gradescope
 from grader.report.json_report import to_json
+from grader.report.junit import to_junit
+from grader.report.markdown import to_markdown
 from grader.report.table import to_text
 from grader.result import Grade
 
 FORMATS: dict[str, Callable[[Grade], str]] = {
     "table": to_text,
     "json": to_json,
+    "gradescope": to_gradescope,
+    "junit": to_junit,
+    "markdown": to_markdown,
 }

@@ -162,6 +162,7 @@ class Sandbox:
         self._channel: Channel | None = None
         self._drainer: threading.Thread | None = None
         self._module_handle: Handle | None = None
+        self._ready = False
 
     # -- lifecycle --------------------------------------------------------------------------
 
@@ -169,12 +170,22 @@ class Sandbox:
         """Start the worker if needed and return the handle of the student's module."""
         if self.import_failure is not None:
             raise self.import_failure
-        if self._process is None:
+        if self._module_handle is None:
             self._start()
         assert self._module_handle is not None
         return self._module_handle
 
+    def spawn(self) -> None:
+        """Start the worker now without waiting for it, so its import overlaps our own work."""
+        if self._process is None and self.import_failure is None:
+            self._spawn()
+
     def _start(self) -> None:
+        if self._process is None:
+            self._spawn()
+        self._await_ready()
+
+    def _spawn(self) -> None:
         to_worker_r, to_worker_w = os.pipe()
         from_worker_r, from_worker_w = os.pipe()
         config = {
@@ -221,6 +232,12 @@ class Sandbox:
         self.starts += 1
         self._channel = Channel(from_worker_r, to_worker_w)
         self._drainer = self.output.drain(self._process.stdout)
+        self._ready = False
+
+    def _await_ready(self) -> None:
+        if self._ready:
+            return
+        assert self._channel is not None
         timeout = min(self.limits.import_timeout_s, self._remaining())
         try:
             header, _ = self._channel.recv(time.monotonic() + timeout)
@@ -243,6 +260,7 @@ class Sandbox:
             self.applied_limits = [str(x) for x in header.get("limits", [])]
             methods = tuple(str(m) for m in header["module"])
             self._module_handle = Handle(0, self.module, methods)
+            self._ready = True
             return
         if header.get("op") == "import_error":
             error = StudentException(f"importing {self.module}.py", header)
@@ -277,6 +295,7 @@ class Sandbox:
             self._drainer.join(timeout=5)
         self.generation += 1
         self._module_handle = None
+        self._ready = False
         return code
 
     def close(self) -> None:
