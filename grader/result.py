@@ -78,5 +78,9 @@ class Grade:
             "duration_s": round(self.duration_s, 3),
             "public_only": self.public_only,
             "submission": asdict(self.submission),
+            "sandbox": {
+                "limits": self.worker.get("limits", []),
+                "protections": self.worker.get("protections", {}),
+            },
             "tests": [{**asdict(t), "duration_s": round(t.duration_s, 4)} for t in self.tests],
         }

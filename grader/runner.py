@@ -189,6 +189,10 @@ def grade(
         tests=tuple(plugin.results),
         public_only=public_only or assignment.release_bundle,
         student_output=sandbox.output.text(),
-        worker={"starts": sandbox.starts, "limits": sandbox.applied_limits},
+        worker={
+            "starts": sandbox.starts,
+            "limits": sandbox.applied_limits,
+            "protections": sandbox.protections,
+        },
         hidden_visibility=assignment.hidden_visibility,
     )

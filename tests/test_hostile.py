@@ -6,6 +6,8 @@ to 1 s so the suite stays fast; the grade must still complete with every check r
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -203,3 +205,92 @@ def test_a_hidden_import_of_a_forbidden_library_fails_at_run_time(course, make_s
     assert check.status == "error"
     assert "torch may not be used in this assignment" in check.message
     assert by_name(result)["test_or_truth_table"].status == "passed"
+
+
+def _protected(result, protection: str) -> bool:
+    return result.worker["protections"].get(protection, "").startswith("active")
+
+
+@pytest.mark.parametrize(
+    "target",
+    ["reference/assignment1.py", "assignments/assignment1/checks/hidden/test_perceptron.py"],
+)
+def test_course_files_cannot_be_read_from_the_worker(course, make_submission, target):
+    path = course.root / target
+    body = f"return len(open({str(path)!r}).read())"
+    result = graded(course, make_submission, replace_function("AND", body))
+    check = by_name(result)["test_and_truth_table"]
+    if not _protected(result, "filesystem"):
+        assert result.worker["protections"]["filesystem"].startswith("unavailable")
+        return
+    assert check.status == "error"
+    assert "PermissionError" in check.message
+
+
+def test_files_outside_the_workers_folder_cannot_be_written(course, make_submission, tmp_path):
+    target = tmp_path / "results.json"
+    body = f"open({str(target)!r}, 'w').write('{{\"score\": 100}}')\nreturn 0"
+    result = graded(course, make_submission, replace_function("AND", body))
+    if not _protected(result, "filesystem"):
+        assert result.worker["protections"]["filesystem"].startswith("unavailable")
+        assert target.exists()
+        return
+    assert not target.exists()
+    assert "PermissionError" in by_name(result)["test_and_truth_table"].message
+
+
+def test_the_worker_has_no_network(course, make_submission):
+    import socket
+
+    server = socket.create_server(("127.0.0.1", 0))
+    port = server.getsockname()[1]
+    body = f"import socket\nsocket.create_connection(('127.0.0.1', {port}), timeout=2)\nreturn 0"
+    try:
+        result = graded(course, make_submission, replace_function("AND", body))
+    finally:
+        server.close()
+    check = by_name(result)["test_and_truth_table"]
+    if not _protected(result, "network"):
+        assert result.worker["protections"]["network"].startswith("unavailable")
+        assert check.status == "failed"
+        return
+    assert check.status == "error"
+    assert "Error" in check.message
+
+
+def test_the_worker_cannot_signal_processes_outside_the_sandbox(course, make_submission):
+    import subprocess
+
+    victim = subprocess.Popen(["sleep", "30"])
+    body = f"import os, signal\nos.kill({victim.pid}, signal.SIGKILL)\nreturn 0"
+    try:
+        result = graded(course, make_submission, replace_function("AND", body))
+        alive = victim.poll() is None
+    finally:
+        victim.kill()
+        victim.wait()
+    if not _protected(result, "signals"):
+        assert result.worker["protections"]["signals"].startswith("unavailable")
+        assert not alive
+        return
+    assert alive
+    assert "PermissionError" in by_name(result)["test_and_truth_table"].message
+
+
+def test_a_setsid_background_process_does_not_outlive_the_grade(course, make_submission):
+    body = (
+        "import os, time\n"
+        "pid = os.fork()\n"
+        "if pid == 0:\n"
+        "    os.setsid()\n"
+        "    time.sleep(60)\n"
+        "    os._exit(0)\n"
+        "return pid"
+    )
+    result = graded(course, make_submission, replace_function("AND", body))
+    message = by_name(result)["test_and_truth_table"].message
+    pid = int(message.split("got ")[1].split(",")[0])
+    assert pid > 0
+    stat = Path(f"/proc/{pid}/stat")
+    state = stat.read_text().rsplit(")", 1)[1].split()[0] if stat.exists() else "gone"
+    assert state in ("gone", "Z"), f"process {pid} still running (state {state})"

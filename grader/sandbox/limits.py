@@ -11,7 +11,8 @@ class Limits:
     """How much time, memory and other resources student code may use.
 
     `memory_kind` is "as" (address space: right for NumPy) or "data" (heap only: CUDA maps
-    huge address ranges and breaks under RLIMIT_AS).
+    huge address ranges and breaks under RLIMIT_AS). `harden` applies the OS protections of
+    `grader.sandbox.hardening` (filesystem, network, signals) where the machine has them.
     """
 
     call_timeout_s: float = 10.0
@@ -24,6 +25,7 @@ class Limits:
     open_files: int = 256
     processes: int = 512
     output_kb: int = 64
+    harden: bool = True
 
     @classmethod
     def from_mapping(cls, data: dict[str, Any]) -> Limits:

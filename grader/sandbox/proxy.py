@@ -157,6 +157,7 @@ class Sandbox:
         self.generation = 0
         self.starts = 0
         self.applied_limits: list[str] = []
+        self.protections: dict[str, str] = {}
         self.import_failure: StudentError | None = None
         self._process: subprocess.Popen | None = None
         self._channel: Channel | None = None
@@ -258,6 +259,9 @@ class Sandbox:
             )
         if header.get("op") == "ready" and isinstance(header.get("module"), list):
             self.applied_limits = [str(x) for x in header.get("limits", [])]
+            protections = header.get("protections", {})
+            if isinstance(protections, dict):
+                self.protections = {str(k): str(v) for k, v in protections.items()}
             methods = tuple(str(m) for m in header["module"])
             self._module_handle = Handle(0, self.module, methods)
             self._ready = True
@@ -283,6 +287,10 @@ class Sandbox:
         process, self._process = self._process, None
         if process is None:
             return None
+        for _ in range(3):  # descendants may fork while we look; setsid ones leave the group
+            for pid in descendants(process.pid):
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.kill(pid, signal.SIGKILL)
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(process.pid, signal.SIGKILL)
         code = process.wait()
@@ -431,6 +439,23 @@ class Sandbox:
 
     def _remote(self, handle: Handle) -> RemoteObject:
         return RemoteObject(self, handle, self.generation)
+
+
+def descendants(root: int) -> list[int]:
+    """Every live process below `root` in the process tree (from /proc; empty elsewhere)."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").glob("[0-9]*/stat") if Path("/proc").is_dir() else ():
+        try:
+            fields = entry.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        children.setdefault(int(fields[1]), []).append(int(entry.parent.name))
+    found, queue = [], [root]
+    while queue:
+        for child in children.get(queue.pop(), []):
+            found.append(child)
+            queue.append(child)
+    return found
 
 
 def _resolver(refs: dict[int, Any]) -> Callable[[int], Any]:

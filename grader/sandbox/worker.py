@@ -32,6 +32,7 @@ from grader.sandbox.codec import (
     Handle,
     Ref,
 )
+from grader.sandbox.hardening import harden
 
 _RLIMITS = {
     "cpu_s": ("RLIMIT_CPU", 1),
@@ -255,6 +256,11 @@ def main(config_json: str) -> None:
     submission_dir = config["submission_dir"]
     os.chdir(submission_dir)
     sys.path[:] = [submission_dir] + [p for p in sys.path if p != config["grader_root"]]
+    protections = harden(
+        writable=os.path.dirname(os.path.realpath(submission_dir)),
+        grader_package=os.path.dirname(os.path.dirname(os.path.realpath(__file__))),
+        enabled=config["limits"].get("harden", True),
+    )
     worker = Worker(channel, submission_dir)
     install_import_guard(tuple(config.get("forbidden_imports", ())))
     try:
@@ -265,5 +271,6 @@ def main(config_json: str) -> None:
         channel.send({**report, "op": "import_error"})
         return
     restore_builtins()
-    channel.send({"op": "ready", "limits": applied, "module": worker.handle_for(module).methods})
+    ready = {"op": "ready", "limits": applied, "protections": protections}
+    channel.send({**ready, "module": worker.handle_for(module).methods})
     worker.serve()
