@@ -31,7 +31,9 @@ import multiprocessing
 import multiprocessing.connection
 import os
 import signal
+import socket
 import statistics
+import subprocess
 import sys
 import time
 from collections import deque
@@ -52,6 +54,11 @@ STATUSES = ("graded", "rejected", "error", "timeout", "crashed", "pending")
 PROBLEM_STATUSES = ("error", "timeout", "crashed")
 FORMAT_EXTENSIONS = {"gradescope": "json", "junit": "xml", "markdown": "md", "table": "txt"}
 WATCHDOG_GRACE_S = 60.0
+GRADER_ROOT = str(Path(__file__).resolve().parent.parent)
+WORKER_BOOTSTRAP = (
+    "import sys; sys.path.insert(0, sys.argv[1]); "
+    "from grader.batch import worker_main; worker_main(int(sys.argv[2]))"
+)
 TASKS_PER_WORKER = 200
 STOP_WAIT_S = 5.0
 SKIPPED_NAMES = ("__MACOSX", "__pycache__")
@@ -270,15 +277,19 @@ def _interrupt(signum: int, frame: Any) -> None:
     raise KeyboardInterrupt
 
 
-def _worker_main(conn: multiprocessing.connection.Connection, config: WorkerConfig) -> None:
+def worker_main(fd: int) -> None:
     """A grading process: grade the students it is sent, one at a time, until told to stop.
 
-    SIGTERM (from the batch, or from Linux when the batch dies) interrupts the grade in
-    progress, which kills its sandbox on the way out. Ctrl-C is left to the batch.
+    It reads the batch's `sys.path` and then its `WorkerConfig` from the socket `fd`, then
+    answers one reply per student. SIGTERM (from the batch, or from Linux when the batch
+    dies) interrupts the grade in progress, which kills its sandbox on the way out.
     """
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, _interrupt)
+    conn = multiprocessing.connection.Connection(fd)
     try:
+        sys.path[:] = list(dict.fromkeys([*conn.recv(), *sys.path]))
+        config: WorkerConfig = conn.recv()
         _die_with_parent(config.parent_pid)
         import torch
 
@@ -287,20 +298,14 @@ def _worker_main(conn: multiprocessing.connection.Connection, config: WorkerConf
         activate(cache)
         course = Course(config.course_root)
         while True:
-            try:
-                task = conn.recv()
-            except (EOFError, OSError):
-                return
+            task = conn.recv()
             if task is None:
                 return
             before = CacheStats(**asdict(cache.stats))
             reply = _grade_one(task, config, course)
             reply["cache"] = {k: v - getattr(before, k) for k, v in asdict(cache.stats).items()}
-            try:
-                conn.send(reply)
-            except OSError:
-                return
-    except KeyboardInterrupt:
+            conn.send(reply)
+    except (KeyboardInterrupt, EOFError, OSError):
         return
 
 
@@ -348,19 +353,25 @@ def _grade_message(tests: Iterable[Any]) -> str:
 
 
 class _Worker:
-    """The batch's handle on one grading process."""
+    """The batch's handle on one grading process (`python -c` running `worker_main`)."""
 
-    def __init__(self, context: Any, config: WorkerConfig) -> None:
-        self.conn, child = context.Pipe()
-        self.process = context.Process(
-            target=_worker_main, args=(child, config), name="dl-grader-batch", daemon=True
-        )
-        previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
-        try:
-            self.process.start()
-        finally:
-            signal.signal(signal.SIGINT, previous)
-        child.close()
+    def __init__(self, config: WorkerConfig, log: Path) -> None:
+        ours, theirs = socket.socketpair()
+        self.log = log
+        log.parent.mkdir(parents=True, exist_ok=True)
+        with log.open("ab") as stderr:
+            self.process = subprocess.Popen(
+                [sys.executable, "-c", WORKER_BOOTSTRAP, GRADER_ROOT, str(theirs.fileno())],
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=stderr,
+                pass_fds=(theirs.fileno(),),
+                start_new_session=True,
+            )
+        theirs.close()
+        self.conn = multiprocessing.connection.Connection(ours.detach())
+        self.conn.send(sys.path)
+        self.conn.send(config)
         self.task: _Task | None = None
         self.deadline = float("inf")
         self.done = 0
@@ -376,25 +387,35 @@ class _Worker:
             with contextlib.suppress(OSError):
                 self.conn.send(None)
         else:
-            with contextlib.suppress(OSError, ValueError):
+            with contextlib.suppress(OSError):
                 self.process.terminate()
-        self.process.join(wait_s)
-        if self.process.is_alive():
-            with contextlib.suppress(OSError, ValueError):
+        try:
+            self.process.wait(wait_s)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(OSError):
                 self.process.kill()
-            self.process.join(wait_s)
+            self.process.wait()
         self.conn.close()
+
+    def last_words(self) -> str:
+        """The last line the process wrote to its log (why it died, if it said)."""
+        with contextlib.suppress(OSError):
+            lines = self.log.read_text(errors="replace").strip().splitlines()
+            if lines:
+                return lines[-1][-300:]
+        return ""
 
 
 class _Pool:
     """N grading processes fed one student at a time, with a watchdog on each."""
 
-    def __init__(self, jobs: int, config: WorkerConfig, timeout_s: float) -> None:
+    def __init__(self, jobs: int, config: WorkerConfig, timeout_s: float, logs: Path) -> None:
         self.jobs = jobs
         self.config = config
         self.timeout_s = timeout_s
-        self.context = multiprocessing.get_context("spawn")
+        self.logs = logs
         self.workers: list[_Worker] = []
+        self.started = 0
 
     def run(self, tasks: Iterable[_Task], on_reply: Callable[[_Task, dict], None]) -> None:
         queue = deque(tasks)
@@ -408,8 +429,7 @@ class _Pool:
                     busy.append(worker)
                 now = time.monotonic()
                 wait_s = max(0.0, min(w.deadline for w in busy) - now)
-                waitables = [w.conn for w in busy] + [w.process.sentinel for w in busy]
-                multiprocessing.connection.wait(waitables, timeout=wait_s)
+                multiprocessing.connection.wait([w.conn for w in busy], timeout=wait_s)
                 for worker in list(busy):
                     reply = self._poll(worker)
                     if reply is None:
@@ -435,7 +455,8 @@ class _Pool:
             self.workers = []
 
     def _start(self) -> _Worker:
-        worker = _Worker(self.context, self.config)
+        self.started += 1
+        worker = _Worker(self.config, self.logs / f"worker-{self.started}.log")
         self.workers.append(worker)
         return worker
 
@@ -447,7 +468,7 @@ class _Pool:
         except (EOFError, OSError):
             pass
         else:
-            if worker.process.is_alive():
+            if worker.process.poll() is None:
                 if time.monotonic() < worker.deadline:
                     return None
                 return {
@@ -456,13 +477,14 @@ class _Pool:
                     "the grading process was stopped",
                     "duration_s": self.timeout_s,
                 }
-        worker.process.join(1.0)
-        code = worker.process.exitcode
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            worker.process.wait(1.0)
+        said = worker.last_words()
         started = worker.task.started if worker.task else time.monotonic()
         return {
             "status": "crashed",
-            "message": f"the grading process died ({_describe_exit(code)}) while grading "
-            "this submission",
+            "message": f"the grading process died ({_describe_exit(worker.process.returncode)}) "
+            "while grading this submission" + (f": {said}" if said else ""),
             "duration_s": time.monotonic() - started,
         }
 
@@ -843,7 +865,8 @@ def grade_batch(
                 grade_function=grade_function,
             )
             timeout_s = limits.total_timeout_s + limits.import_timeout_s + WATCHDOG_GRACE_S
-            _Pool(min(jobs, len(tasks)), config, timeout_s).run(tasks, record)
+            pool = _Pool(min(jobs, len(tasks)), config, timeout_s, output / ".cache" / "logs")
+            pool.run(tasks, record)
     except KeyboardInterrupt:
         interrupted = True
         raise

@@ -45,10 +45,11 @@ def main() -> None:
 
 
 def _register() -> None:
+    from grader.cli.doctor import doctor
     from grader.cli.grading import run
     from grader.cli.starting import init, list_assignments
 
-    for command in (run, list_assignments, init):
+    for command in (run, list_assignments, init, doctor):
         cli.add_command(command)
 
 

@@ -1,0 +1,26 @@
+"""`grade doctor` reports what it found by starting a real worker."""
+
+from __future__ import annotations
+
+from click.testing import CliRunner
+
+from grader.cli import cli
+from grader.doctor import probe
+from grader.sandbox.hardening import landlock_abi
+
+
+def test_probe_reports_a_working_worker_and_each_protection():
+    diagnosis = probe()
+    assert diagnosis.facts["worker"] == "starts and answers"
+    for name in ("network", "filesystem", "signals", "no_new_privileges", "unprivileged uid"):
+        state = diagnosis.protections[name]
+        assert state.startswith(("active", "unavailable")), (name, state)
+    expected = "active" if landlock_abi() > 0 else "unavailable"
+    assert diagnosis.protections["filesystem"].startswith(expected)
+
+
+def test_doctor_command_prints_both_tables():
+    result = CliRunner().invoke(cli, ["doctor"])
+    assert result.exit_code == 0, result.output
+    assert "Sandbox" in result.output
+    assert "filesystem" in result.output
