@@ -7,6 +7,7 @@ contain. Keeping bugs as patches keeps each one to the line that is wrong.
 
 from __future__ import annotations
 
+import textwrap
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -36,3 +37,25 @@ class Mutant:
                 raise AssertionError(f"mutant snippet found {count} times: {old!r}")
             source = source.replace(old, new)
         return source
+
+
+TOML = 'title = "Toy"\npoints = 10\nfiles = ["toy.py"]\n[limits]\ncall_timeout_s = 2\n'
+REFERENCE = "def double(x):\n    return 2 * x\n"
+STUDENT = "def double(x):\n    return x + x\n"
+
+
+def make_course(root: Path, public: str, hidden: str = "", student: str = STUDENT) -> Path:
+    """A one-assignment course "toy" under root/course, and root/submission for it."""
+    folder = root / "course" / "assignments" / "toy"
+    (folder / "checks" / "public").mkdir(parents=True)
+    (folder / "assignment.toml").write_text(TOML)
+    (folder / "checks" / "public" / "test_toy.py").write_text(textwrap.dedent(public))
+    if hidden:
+        (folder / "checks" / "hidden").mkdir()
+        (folder / "checks" / "hidden" / "test_secret.py").write_text(textwrap.dedent(hidden))
+    (root / "course" / "reference").mkdir()
+    (root / "course" / "reference" / "toy.py").write_text(REFERENCE)
+    submission = root / "submission"
+    submission.mkdir()
+    (submission / "toy.py").write_text(student)
+    return root / "course"

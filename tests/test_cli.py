@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from support import FIXTURES, ROOT
+from support import FIXTURES, ROOT, make_course
 
 from grader.cli import cli
 
@@ -153,3 +153,42 @@ def test_python_dash_m_grader_is_the_same_command(tmp_path):
     assert completed.returncode == 0, completed.stderr
     assert json.loads(out.read_text())["percent"] == 100
     assert "Total" in completed.stdout
+
+
+FLAKY = """
+import pytest
+from pathlib import Path
+
+@pytest.mark.points(10)
+def test_alternates():
+    marker = Path(__file__).parent / "ran-once"
+    first = not marker.exists()
+    marker.touch()
+    if not first:
+        marker.unlink()
+    assert first, "second run fails"
+"""
+
+
+def test_repeat_reports_checks_whose_outcome_changed(tmp_path):
+    course = make_course(tmp_path, FLAKY)
+    args = ["toy", "--course", str(course), "--submission", str(tmp_path / "submission")]
+    result = CliRunner().invoke(cli, [*args, "--device", "cpu", "--repeat", "2"])
+    assert result.exit_code == 1
+    assert "Flaky checks over 2 runs" in result.stderr
+    assert "public/test_toy.py::test_alternates" in result.stderr
+
+
+def test_repeat_of_a_deterministic_grade_is_identical():
+    result = run_grade("--submission", str(CORRECT), "--repeat", "2", "-k", "xor")
+    assert result.exit_code == 0
+    assert "All 2 runs gave identical outcomes" in result.stderr
+
+
+def test_reports_are_written_whole_and_readable(tmp_path):
+    out = tmp_path / "nested" / "r.json"
+    result = run_grade("--submission", str(CORRECT), "-k", "xor", "--report", f"json:{out}")
+    assert result.exit_code == 0
+    assert json.loads(out.read_text())["assignment"] == "assignment1"
+    assert [p.name for p in out.parent.iterdir()] == ["r.json"]
+    assert out.stat().st_mode & 0o044

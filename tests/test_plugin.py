@@ -2,34 +2,14 @@
 
 from __future__ import annotations
 
-import textwrap
 from pathlib import Path
 
 import pytest
+from support import STUDENT, make_course
 
 from grader.course import load_course
 from grader.errors import BadInput, GraderError
 from grader.runner import grade
-
-TOML = 'title = "Toy"\npoints = 10\nfiles = ["toy.py"]\n[limits]\ncall_timeout_s = 2\n'
-REFERENCE = "def double(x):\n    return 2 * x\n"
-STUDENT = "def double(x):\n    return x + x\n"
-
-
-def make_course(root: Path, public: str, hidden: str = "", student: str = STUDENT) -> Path:
-    folder = root / "course" / "assignments" / "toy"
-    (folder / "checks" / "public").mkdir(parents=True)
-    (folder / "assignment.toml").write_text(TOML)
-    (folder / "checks" / "public" / "test_toy.py").write_text(textwrap.dedent(public))
-    if hidden:
-        (folder / "checks" / "hidden").mkdir()
-        (folder / "checks" / "hidden" / "test_secret.py").write_text(textwrap.dedent(hidden))
-    (root / "course" / "reference").mkdir()
-    (root / "course" / "reference" / "toy.py").write_text(REFERENCE)
-    submission = root / "submission"
-    submission.mkdir()
-    (submission / "toy.py").write_text(student)
-    return root / "course"
 
 
 def grade_toy(tmp_path: Path, public: str, hidden: str = "", student: str = STUDENT, **kw):

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -11,6 +13,7 @@ from pathlib import Path
 import click
 from rich.console import Console
 from rich.live import Live
+from rich.table import Table
 from rich.text import Text
 
 from grader.cli.common import EXIT_UNDER_THRESHOLD, course_option, handle_errors
@@ -113,6 +116,12 @@ def parse_report(ctx: click.Context, param: click.Parameter, values: tuple[str, 
     help="Exit with code 1 if the score is under this percentage.",
 )
 @click.option("-k", "keyword", help="Only run checks matching this pytest -k expression.")
+@click.option(
+    "--repeat",
+    type=click.IntRange(1, 100),
+    default=1,
+    help="Grade N times and report checks whose outcome changed (exit 1 if any).",
+)
 @click.option("-v", "--verbose", is_flag=True, help="Show full diagnostics and your prints.")
 @course_option
 @handle_errors
@@ -127,6 +136,7 @@ def run(
     seed: int,
     fail_under: float | None,
     keyword: str | None,
+    repeat: int,
     verbose: bool,
     course_dir: Path | None,
 ) -> None:
@@ -136,25 +146,63 @@ def run(
     if submission is None:
         default = Path.cwd() / spec.name
         submission = default if default.is_dir() else Path.cwd()
-    progress = LiveProgress(Console(stderr=True))
-    with progress.shown():
-        result = grade(
-            spec.name,
-            submission,
-            course=course,
-            seed=seed,
-            device=device,
-            public_only=public_only,
-            keyword=keyword,
-            on_result=progress.on_result,
-            on_start=progress.on_start,
-        )
+    grades = []
+    for _ in range(repeat):
+        progress = LiveProgress(Console(stderr=True))
+        with progress.shown():
+            grades.append(
+                grade(
+                    spec.name,
+                    submission,
+                    course=course,
+                    seed=seed,
+                    device=device,
+                    public_only=public_only,
+                    keyword=keyword,
+                    on_result=progress.on_result,
+                    on_start=progress.on_start,
+                )
+            )
+    result = grades[0]
     if output is not None:
         reports = [(fmt, output), *reports]
     emit(result, reports, fmt if output is None else "table", verbose)
+    if repeat > 1 and report_flaky(grades):
+        sys.exit(EXIT_UNDER_THRESHOLD)
     if fail_under is not None and result.percent < fail_under:
         click.echo(f"Score {result.percent:g}% is under --fail-under {fail_under:g}%.", err=True)
         sys.exit(EXIT_UNDER_THRESHOLD)
+
+
+def report_flaky(grades: list[Grade]) -> bool:
+    """Print the checks whose status or score differed between runs; True if any did."""
+    outcomes: dict[str, set[tuple[str, float]]] = {}
+    for result in grades:
+        for check in result.tests:
+            outcomes.setdefault(check.id, set()).add((check.status, check.score))
+    flaky = {ident: seen for ident, seen in outcomes.items() if len(seen) > 1}
+    err = Console(stderr=True)
+    if not flaky:
+        err.print(f"All {len(grades)} runs gave identical outcomes.")
+        return False
+    table = Table("check", "outcomes seen", title=f"Flaky checks over {len(grades)} runs")
+    for ident, seen in flaky.items():
+        table.add_row(ident, ", ".join(f"{status} ({score:g})" for status, score in sorted(seen)))
+    err.print(table)
+    return True
+
+
+def write_atomically(path: Path, text: str) -> None:
+    """Write via a temporary file and rename, so a killed grader never leaves half a report."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.NamedTemporaryFile(
+        "w", encoding="utf-8", dir=path.parent, prefix=f".{path.name}.", delete=False
+    ) as handle:
+        handle.write(text)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(handle.name, 0o666 & ~umask)
+    os.replace(handle.name, path)
 
 
 def emit(result: Grade, reports: list[tuple[str, Path]], stdout_format: str, verbose: bool) -> None:
@@ -162,8 +210,7 @@ def emit(result: Grade, reports: list[tuple[str, Path]], stdout_format: str, ver
     failures = []
     for fmt, path in reports:
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(FORMATS[fmt](result), encoding="utf-8")
+            write_atomically(path, FORMATS[fmt](result))
         except OSError as error:
             failures.append(f"cannot write {path}: {error.strerror or error}")
     step_summary_failure = append_step_summary(result)
