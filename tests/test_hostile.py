@@ -294,3 +294,94 @@ def test_a_setsid_background_process_does_not_outlive_the_grade(course, make_sub
     stat = Path(f"/proc/{pid}/stat")
     state = stat.read_text().rsplit(")", 1)[1].split()[0] if stat.exists() else "gone"
     assert state in ("gone", "Z"), f"process {pid} still running (state {state})"
+
+
+def test_conftest_and_test_files_in_a_submission_are_never_run(course, make_submission, tmp_path):
+    marker = tmp_path / "conftest-ran"
+    submission = make_submission("assignment1")
+    hook = f"open({str(marker)!r}, 'w').write('ran')\n"
+    (submission / "conftest.py").write_text(hook)
+    (submission / "test_mine.py").write_text(hook + "def test_x():\n    pass\n")
+    assignment = course.assignment("assignment1")
+    result = grade("assignment1", submission, course=course, device="cpu",
+                   limits=assignment.limits.with_overrides(**FAST))  # fmt: skip
+    assert result.score == 100
+    assert not marker.exists()
+    assert all(t.id.startswith(("public/", "hidden/")) for t in result.tests)
+
+
+def test_a_numpy_shadow_module_fools_nobody(course, make_submission):
+    submission = make_submission("assignment1")
+    (submission / "numpy.py").write_text(
+        "allclose = lambda *a, **k: True\narray_equal = lambda *a, **k: True\n"
+    )
+    assignment = course.assignment("assignment1")
+    result = grade("assignment1", submission, course=course, device="cpu",
+                   limits=assignment.limits.with_overrides(**FAST))  # fmt: skip
+    assert result.score == 100
+
+
+def test_ignoring_sigterm_does_not_survive_a_timeout(course, make_submission):
+    body = "import signal\nsignal.signal(signal.SIGTERM, signal.SIG_IGN)\nwhile True:\n    pass"
+    result = graded(course, make_submission, replace_function("AND", body))
+    assert by_name(result)["test_and_truth_table"].status == "timeout"
+    assert by_name(result)["test_or_truth_table"].status == "passed"
+
+
+def test_hundreds_of_child_processes_are_all_killed(course, make_submission):
+    body = (
+        "import os, time\n"
+        "pids = []\n"
+        "for _ in range(300):\n"
+        "    try:\n"
+        "        pid = os.fork()\n"
+        "    except OSError:\n"
+        "        break\n"
+        "    if pid == 0:\n"
+        "        time.sleep(60)\n"
+        "        os._exit(0)\n"
+        "    pids.append(pid)\n"
+        "return len(pids) + pids[0] * 1000"
+    )
+    assignment = course.assignment("assignment1")
+    result = grade(
+        "assignment1",
+        make_submission("assignment1", replace_function("AND", body)),
+        course=course,
+        device="cpu",
+        limits=assignment.limits.with_overrides(call_timeout_s=30.0),
+        keyword="test_and_truth_table",
+    )
+    check = by_name(result)["test_and_truth_table"]
+    assert check.status == "failed", check.message
+    encoded = int(float(check.message.split("got ")[1].split(",")[0]))
+    first_child = encoded // 1000
+    stat = Path(f"/proc/{first_child}/stat")
+    state = stat.read_text().rsplit(")", 1)[1].split()[0] if stat.exists() else "gone"
+    assert state in ("gone", "Z")
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        ("def f(n):\n    return f(n + 1)\nreturn f(0)", "RecursionError"),
+        (
+            "import sys\nsys.setrecursionlimit(10**7)\n"
+            "def f(n):\n    return f(n + 1) + 1\nreturn f(0)",
+            "",
+        ),
+    ],
+    ids=["recursion-error", "c-stack-overflow"],
+)
+def test_deep_recursion_fails_the_check_not_the_grader(course, make_submission, body, expected):
+    result = graded(course, make_submission, replace_function("AND", body))
+    check = by_name(result)["test_and_truth_table"]
+    assert check.status in ("error", "timeout")
+    assert expected in check.message
+    assert by_name(result)["test_or_truth_table"].status == "passed"
+
+
+def test_a_correct_answer_after_a_long_sleep_is_a_timeout(course, make_submission):
+    body = "import time\ntime.sleep(3)\nreturn 1 if x1 and x2 else 0"
+    result = graded(course, make_submission, replace_function("AND", body))
+    assert by_name(result)["test_and_truth_table"].status == "timeout"
