@@ -54,6 +54,8 @@ STATUSES = ("graded", "rejected", "error", "timeout", "crashed", "pending")
 PROBLEM_STATUSES = ("error", "timeout", "crashed")
 FORMAT_EXTENSIONS = {"gradescope": "json", "junit": "xml", "markdown": "md", "table": "txt"}
 WATCHDOG_GRACE_S = 60.0
+STARTUP_TIMEOUT_S = 180.0
+READY = {"op": "ready"}
 GRADER_ROOT = str(Path(__file__).resolve().parent.parent)
 WORKER_BOOTSTRAP = (
     "import sys; sys.path.insert(0, sys.argv[1]); "
@@ -297,10 +299,12 @@ def worker_main(fd: int) -> None:
         cache = ReferenceCache(config.cache_dir, enabled=config.cache_enabled)
         activate(cache)
         course = Course(config.course_root)
+        conn.send(READY)
         while True:
             task = conn.recv()
             if task is None:
-                return
+                conn.close()
+                os._exit(0)  # nothing left to flush; skip the interpreter's slow teardown
             before = CacheStats(**asdict(cache.stats))
             reply = _grade_one(task, config, course)
             reply["cache"] = {k: v - getattr(before, k) for k, v in asdict(cache.stats).items()}
@@ -373,29 +377,45 @@ class _Worker:
         self.conn.send(sys.path)
         self.conn.send(config)
         self.task: _Task | None = None
-        self.deadline = float("inf")
+        self.ready = False
+        self.deadline = time.monotonic() + STARTUP_TIMEOUT_S
         self.done = 0
 
     def send(self, task: _Task, timeout_s: float) -> None:
-        task.started = time.monotonic()
-        self.task, self.deadline = task, task.started + timeout_s
+        """Hand over a student; the watchdog counts from now, or from when the process is
+        ready if it is still starting (importing torch is not the submission's time)."""
+        self.task = task
+        if self.ready:
+            self.start_clock(timeout_s)
         self.conn.send(task.student)
 
-    def stop(self, wait_s: float = STOP_WAIT_S) -> None:
-        """Stop the process: ask, then SIGTERM (it cleans up its sandbox), then SIGKILL."""
+    def start_clock(self, timeout_s: float) -> None:
+        assert self.task is not None
+        self.task.started = time.monotonic()
+        self.deadline = self.task.started + timeout_s
+
+    def ask_to_stop(self) -> None:
+        """Ask an idle process to exit; SIGTERM a busy one (it cleans up its sandbox)."""
         if self.task is None:
             with contextlib.suppress(OSError):
                 self.conn.send(None)
-        else:
-            with contextlib.suppress(OSError):
-                self.process.terminate()
+                return
+        with contextlib.suppress(OSError):
+            self.process.terminate()
+
+    def wait_or_kill(self, deadline: float) -> None:
+        """Wait for the process to exit until `deadline`, then SIGKILL it."""
         try:
-            self.process.wait(wait_s)
+            self.process.wait(max(0.0, deadline - time.monotonic()))
         except subprocess.TimeoutExpired:
             with contextlib.suppress(OSError):
                 self.process.kill()
             self.process.wait()
         self.conn.close()
+
+    def stop(self, wait_s: float = STOP_WAIT_S) -> None:
+        self.ask_to_stop()
+        self.wait_or_kill(time.monotonic() + wait_s)
 
     def last_words(self) -> str:
         """The last line the process wrote to its log (why it died, if it said)."""
@@ -451,7 +471,10 @@ class _Pool:
                     on_reply(task, reply)
         finally:
             for worker in self.workers:
-                worker.stop()
+                worker.ask_to_stop()
+            deadline = time.monotonic() + STOP_WAIT_S
+            for worker in self.workers:
+                worker.wait_or_kill(deadline)
             self.workers = []
 
     def _start(self) -> _Worker:
@@ -463,14 +486,25 @@ class _Pool:
     def _poll(self, worker: _Worker) -> dict | None:
         """The worker's reply if its grade ended (however it ended), else None."""
         try:
-            if worker.conn.poll():
-                return worker.conn.recv()
+            while worker.conn.poll():
+                message = worker.conn.recv()
+                if message != READY:
+                    return message
+                worker.ready = True
+                worker.start_clock(self.timeout_s)
         except (EOFError, OSError):
             pass
         else:
             if worker.process.poll() is None:
                 if time.monotonic() < worker.deadline:
                     return None
+                if not worker.ready:
+                    return {
+                        "status": "crashed",
+                        "message": f"the grading process did not start within "
+                        f"{STARTUP_TIMEOUT_S:g} s",
+                        "duration_s": 0.0,
+                    }
                 return {
                     "status": "timeout",
                     "message": f"grading did not finish within {self.timeout_s:g} s; "
@@ -746,6 +780,7 @@ def grade_batch(
     reference_cache: bool = True,
     on_plan: Callable[[BatchPlan], None] | None = None,
     on_result: Callable[[StudentResult], None] | None = None,
+    watchdog_s: float | None = None,
     grade_function: Callable[..., Any] = grade,
 ) -> BatchResult:
     """Grade every submission in `submissions` into `output`; see the module docstring.
@@ -754,8 +789,10 @@ def grade_batch(
     `retry_failed` regrades students whose grade ended in error, timeout or crashed.
     `formats` adds per-student reports (`OUT/FORMAT/<student>.EXT`) besides the JSON. On
     Ctrl-C the workers are stopped, the gradebook and summary are written with what is done,
-    and KeyboardInterrupt propagates. `grade_function` stands in for `grader.runner.grade`
-    (tests use it to simulate a grading process that hangs or dies).
+    and KeyboardInterrupt propagates. `watchdog_s` is how long one grade may take before its
+    grading process is stopped (default: the assignment's total and import time limits plus
+    a minute). `grade_function` stands in for `grader.runner.grade` (tests use it to
+    simulate a grading process that hangs or dies).
     """
     started = time.monotonic()
     course = course or load_course()
@@ -769,7 +806,7 @@ def grade_batch(
             f"unknown batch format {unknown[0]!r} (choose from {', '.join(FORMAT_EXTENSIONS)})."
         )
     limits = limits or assignment.limits
-    device = resolve_device(device)
+    device = device if device == "cpu" else resolve_device(device)
     students, ignored = find_students(Path(submissions))
     by_name = {s.name: s for s in students}
     only = list(dict.fromkeys(only))
@@ -864,7 +901,9 @@ def grade_batch(
                 parent_pid=os.getpid(),
                 grade_function=grade_function,
             )
-            timeout_s = limits.total_timeout_s + limits.import_timeout_s + WATCHDOG_GRACE_S
+            timeout_s = watchdog_s or (
+                limits.total_timeout_s + limits.import_timeout_s + WATCHDOG_GRACE_S
+            )
             pool = _Pool(min(jobs, len(tasks)), config, timeout_s, output / ".cache" / "logs")
             pool.run(tasks, record)
     except KeyboardInterrupt:

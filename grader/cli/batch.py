@@ -111,7 +111,8 @@ def _number(value: float | None, suffix: str = "") -> str:
 def summary_table(result: BatchResult) -> Table:
     """Counts, score statistics, time and throughput of the batch."""
     summary = result.summary
-    table = Table(title=f"{result.assignment}: {result.title}", title_justify="left", show_header=False)
+    title = f"{result.assignment}: {result.title}"
+    table = Table(title=title, title_justify="left", show_header=False)
     table.add_column(style="bold")
     table.add_column()
     statuses = summary["statuses"]
@@ -150,7 +151,8 @@ def histogram_view(result: BatchResult) -> Group:
     lines = [Text("Score histogram", style="bold")]
     for b in reversed(bins):
         bar = "█" * round(BAR_WIDTH * b["count"] / most)
-        lines.append(Text(f"{b['from']:>5g}–{b['to']:<4g}% │ ").append(bar, "cyan").append(f" {b['count']}"))
+        line = Text(f"{b['from']:>5g}–{b['to']:<4g}% │ ")
+        lines.append(line.append(bar, "cyan").append(f" {b['count']}"))
     return Group(*lines)
 
 
@@ -204,7 +206,7 @@ def render_summary(result: BatchResult, console: Console) -> None:
     )
 
 
-@click.command("batch")
+@click.command("batch", short_help="Grade a folder of submissions into a gradebook.")
 @click.argument("assignment")
 @click.argument("submissions", type=click.Path(path_type=Path))
 @click.option(
