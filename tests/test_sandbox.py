@@ -107,6 +107,11 @@ def test_objects_live_in_the_worker_behind_handles(probe):
     assert counter.count == 1
 
 
+def test_remote_objects_passed_back_arrive_as_the_workers_own_objects(probe):
+    counter = probe.Counter(3)
+    assert probe.read_count(counter) == 3
+
+
 def test_returned_functions_are_callable_handles(probe):
     assert probe.make_function()(41) == 42
 

@@ -74,12 +74,13 @@ class Encoder:
     `track` numbers every array, dict and list (the receiver numbers them the same way, so
     either side can refer back to them); `handle_for` is called for values that are not plain
     data (the worker registers them as remote objects); `callback_for` likewise for callables
-    on the trusted side.
+    on the trusted side; `handle_of` recognises stand-ins of remote objects being sent back.
     """
 
     track: bool = False
     handle_for: Callable[[Any], Handle] | None = None
     callback_for: Callable[[Any], Callback] | None = None
+    handle_of: Callable[[Any], Handle | None] | None = None
     refs: dict[int, Any] = field(default_factory=dict)
     blobs: list[bytes] = field(default_factory=list)
     _seen: dict[int, int] = field(default_factory=dict)
@@ -117,6 +118,9 @@ class Encoder:
             return self._tracked(value, lambda: {"$d": pairs()})
         if isinstance(value, Handle):
             return {"$h": value.id, "cls": value.cls, "methods": list(value.methods)}
+        handle = self.handle_of(value) if self.handle_of is not None else None
+        if handle is not None:
+            return self.encode(handle, depth)
         if self.callback_for is not None and callable(value):
             return {"$c": self.callback_for(value).id}
         if self.handle_for is not None:
