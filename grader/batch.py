@@ -2,120 +2,60 @@
 
 `grade_batch` treats each child of the submissions folder (a folder or a `.zip`) as one
 student and grades it exactly as `grade()` would, in a pool of long-lived grading processes
-(each imports torch once and grades many submissions; each submission still gets its own
-sandboxed worker). As each student finishes, `OUT/results/<student>.json` (the single-grade
-JSON report plus a `batch` block) is written atomically; at the end `OUT/gradebook.csv` and
-`OUT/summary.json` are rebuilt from every result on disk, so a resumed batch produces the
-same gradebook as an uninterrupted one. A student whose result exists with the same
-submission hash, checks hash, grader version and options is skipped.
+(`grader.pool`: each imports torch once and grades many submissions; each submission still
+gets its own sandboxed worker). As each student finishes, `OUT/results/<student>.json` (the
+single-grade JSON report plus a `batch` block) is written atomically; at the end
+`OUT/gradebook.csv` and `OUT/summary.json` are rebuilt from every result on disk, so a
+resumed batch produces the same gradebook as an uninterrupted one. A student whose result
+exists with the same submission hash, checks hash, grader version and options is skipped.
 
 One bad submission never stops the batch: an unreadable or hostile zip is `rejected`, a
 grading process that crashes is `crashed`, one that runs past the watchdog is `timeout`, a
 grader bug is `error` -- each a row with a message. Reference results are cached per input
 (`grader.refcache`) in memory and under `OUT/.cache/`, shared by the pool.
 
-This module does not print: the CLI (`grader.cli.batch`) renders progress and the summary.
+This module does not print: the CLI (`grader.cli.batch`) renders progress and the summary;
+the gradebook's rows, CSV and statistics are `grader.report.gradebook`'s.
 """
 
 from __future__ import annotations
 
 import contextlib
-import csv
-import ctypes
 import datetime
 import difflib
 import hashlib
-import io
 import json
-import multiprocessing
-import multiprocessing.connection
 import os
-import signal
-import socket
-import statistics
-import subprocess
-import sys
 import time
-from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
 from grader import __version__
 from grader.course import Assignment, Course, load_course
-from grader.errors import BadInput, GraderError
-from grader.refcache import CacheStats, ReferenceCache, activate, write_atomic
-from grader.report import FORMATS
+from grader.errors import BadInput
+from grader.pool import Job, Pool, Student, WorkerConfig
+from grader.refcache import CacheStats, write_atomic
+from grader.report.gradebook import (
+    CheckScore,
+    Column,
+    StudentResult,
+    check_columns,
+    gradebook_csv,
+    summarize,
+)
 from grader.runner import DEFAULT_SEED, grade, resolve_device
 from grader.sandbox.limits import Limits
 
-STATUSES = ("graded", "rejected", "error", "timeout", "crashed", "pending")
 PROBLEM_STATUSES = ("error", "timeout", "crashed")
 FORMAT_EXTENSIONS = {"gradescope": "json", "junit": "xml", "markdown": "md", "table": "txt"}
 WATCHDOG_GRACE_S = 60.0
-STARTUP_TIMEOUT_S = 180.0
-READY = {"op": "ready"}
-GRADER_ROOT = str(Path(__file__).resolve().parent.parent)
-WORKER_BOOTSTRAP = (
-    "import sys; sys.path.insert(0, sys.argv[1]); "
-    "from grader.batch import worker_main; worker_main(int(sys.argv[2]))"
-)
-TASKS_PER_WORKER = 200
-STOP_WAIT_S = 5.0
 SKIPPED_NAMES = ("__MACOSX", "__pycache__")
 HASH_IGNORED = ("__pycache__", ".git", ".pytest_cache", "__MACOSX")
-HISTOGRAM_BINS = 10
-SHOWN_SLOWEST = 5
-SHOWN_FAILED_CHECKS = 5
 
 
 # -- data -------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Student:
-    """One child of the submissions folder."""
-
-    name: str
-    path: Path
-    problem: str = ""
-
-
-@dataclass(frozen=True)
-class CheckScore:
-    """One check's outcome for one student, as the gradebook needs it."""
-
-    id: str
-    name: str
-    score: float
-    max_score: float
-    status: str
-    hidden: bool
-
-
-class Column(NamedTuple):
-    """A gradebook column: one check."""
-
-    id: str
-    name: str
-    max_score: float
-    hidden: bool
-
-
-@dataclass(frozen=True)
-class StudentResult:
-    """One gradebook row: the student's total, status, message and per-check points."""
-
-    student: str
-    status: str
-    score: float = 0.0
-    max_score: float = 0.0
-    percent: float = 0.0
-    message: str = ""
-    duration_s: float = 0.0
-    checks: tuple[CheckScore, ...] = ()
-    graded_now: bool = False
 
 
 @dataclass(frozen=True)
@@ -156,38 +96,15 @@ class BatchResult:
         return self.output / "summary.json"
 
 
-@dataclass(frozen=True)
-class WorkerConfig:
-    """What a grading process needs; sent once when it starts (pickled: trusted data only)."""
-
-    course_root: Path
-    assignment: str
-    seed: int
-    device: str
-    public_only: bool
-    limits: Limits
-    formats: tuple[str, ...]
-    cache_dir: Path | None
-    cache_enabled: bool
-    threads: int
-    parent_pid: int
-    grade_function: Callable[..., Any] = grade
-
-
-@dataclass
-class _Task:
-    student: Student
-    fingerprint: dict[str, str]
-    started: float = 0.0
-
-
 # -- finding students and fingerprints ---------------------------------------------------------
 
 
 def find_students(folder: Path) -> tuple[list[Student], list[str]]:
     """The students in `folder` (sorted by name) and the names of children that are not one."""
-    if not folder.is_dir():
+    if not folder.exists():
         raise BadInput(f"submissions folder not found: {folder}")
+    if not folder.is_dir():
+        raise BadInput(f"{folder} is not a folder (give the folder that holds the submissions).")
     students: dict[str, list[Path]] = {}
     ignored = []
     for child in sorted(folder.iterdir()):
@@ -262,277 +179,6 @@ def options_hash(seed: int, device: str, public_only: bool, limits: Limits) -> s
     return hashlib.sha256(json.dumps(options, sort_keys=True).encode()).hexdigest()
 
 
-# -- the grading processes ----------------------------------------------------------------------
-
-
-def _die_with_parent(parent_pid: int) -> None:
-    """Ask Linux to SIGTERM this process when the batch dies (even by kill -9)."""
-    if sys.platform.startswith("linux"):
-        with contextlib.suppress(OSError, AttributeError):
-            libc = ctypes.CDLL(None, use_errno=True)
-            libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-    if os.getppid() != parent_pid:
-        os._exit(0)
-
-
-def _interrupt(signum: int, frame: Any) -> None:
-    raise KeyboardInterrupt
-
-
-def worker_main(fd: int) -> None:
-    """A grading process: grade the students it is sent, one at a time, until told to stop.
-
-    It reads the batch's `sys.path` and then its `WorkerConfig` from the socket `fd`, then
-    answers one reply per student. SIGTERM (from the batch, or from Linux when the batch
-    dies) interrupts the grade in progress, which kills its sandbox on the way out.
-    """
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, _interrupt)
-    conn = multiprocessing.connection.Connection(fd)
-    try:
-        sys.path[:] = list(dict.fromkeys([*conn.recv(), *sys.path]))
-        config: WorkerConfig = conn.recv()
-        _die_with_parent(config.parent_pid)
-        import torch
-
-        torch.set_num_threads(config.threads)
-        cache = ReferenceCache(config.cache_dir, enabled=config.cache_enabled)
-        activate(cache)
-        course = Course(config.course_root)
-        conn.send(READY)
-        while True:
-            task = conn.recv()
-            if task is None:
-                conn.close()
-                os._exit(0)  # nothing left to flush; skip the interpreter's slow teardown
-            before = CacheStats(**asdict(cache.stats))
-            reply = _grade_one(task, config, course)
-            reply["cache"] = {k: v - getattr(before, k) for k, v in asdict(cache.stats).items()}
-            conn.send(reply)
-    except (KeyboardInterrupt, EOFError, OSError):
-        return
-
-
-def _grade_one(student: Student, config: WorkerConfig, course: Course) -> dict[str, Any]:
-    """Grade one student; every failure becomes a reply with a status and a message."""
-    started = time.monotonic()
-    try:
-        result = config.grade_function(
-            config.assignment,
-            student.path,
-            course=course,
-            seed=config.seed,
-            device=config.device,
-            public_only=config.public_only,
-            limits=config.limits,
-        )
-    except BadInput as error:
-        return _failure("rejected", str(error), started)
-    except GraderError as error:
-        return _failure("error", f"grader error: {error}", started)
-    except Exception as error:
-        return _failure("error", f"internal grader error: {type(error).__name__}: {error}", started)
-    return {
-        "status": "graded",
-        "message": _grade_message(result.tests),
-        "report": result.to_dict(),
-        "formats": {fmt: FORMATS[fmt](result) for fmt in config.formats},
-        "duration_s": time.monotonic() - started,
-    }
-
-
-def _failure(status: str, message: str, started: float) -> dict[str, Any]:
-    return {"status": status, "message": message, "duration_s": time.monotonic() - started}
-
-
-def _grade_message(tests: Iterable[Any]) -> str:
-    """A row's message for a graded submission: the one reason when every check failed for
-    the same one (an import error, a missing file), else a count of timeouts, else nothing."""
-    tests = list(tests)
-    messages = {t.message for t in tests if t.status != "passed"}
-    if tests and all(t.status != "passed" for t in tests) and len(messages) == 1:
-        return messages.pop()
-    timeouts = sum(t.status == "timeout" for t in tests)
-    return f"{timeouts} check(s) timed out" if timeouts else ""
-
-
-class _Worker:
-    """The batch's handle on one grading process (`python -c` running `worker_main`)."""
-
-    def __init__(self, config: WorkerConfig, log: Path) -> None:
-        ours, theirs = socket.socketpair()
-        self.log = log
-        log.parent.mkdir(parents=True, exist_ok=True)
-        with log.open("ab") as stderr:
-            self.process = subprocess.Popen(
-                [sys.executable, "-c", WORKER_BOOTSTRAP, GRADER_ROOT, str(theirs.fileno())],
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.DEVNULL,
-                stderr=stderr,
-                pass_fds=(theirs.fileno(),),
-                start_new_session=True,
-            )
-        theirs.close()
-        self.conn = multiprocessing.connection.Connection(ours.detach())
-        self.conn.send(sys.path)
-        self.conn.send(config)
-        self.task: _Task | None = None
-        self.ready = False
-        self.deadline = time.monotonic() + STARTUP_TIMEOUT_S
-        self.done = 0
-
-    def send(self, task: _Task, timeout_s: float) -> None:
-        """Hand over a student; the watchdog counts from now, or from when the process is
-        ready if it is still starting (importing torch is not the submission's time)."""
-        self.task = task
-        if self.ready:
-            self.start_clock(timeout_s)
-        self.conn.send(task.student)
-
-    def start_clock(self, timeout_s: float) -> None:
-        assert self.task is not None
-        self.task.started = time.monotonic()
-        self.deadline = self.task.started + timeout_s
-
-    def ask_to_stop(self) -> None:
-        """Ask an idle process to exit; SIGTERM a busy one (it cleans up its sandbox)."""
-        if self.task is None:
-            with contextlib.suppress(OSError):
-                self.conn.send(None)
-                return
-        with contextlib.suppress(OSError):
-            self.process.terminate()
-
-    def wait_or_kill(self, deadline: float) -> None:
-        """Wait for the process to exit until `deadline`, then SIGKILL it."""
-        try:
-            self.process.wait(max(0.0, deadline - time.monotonic()))
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(OSError):
-                self.process.kill()
-            self.process.wait()
-        self.conn.close()
-
-    def stop(self, wait_s: float = STOP_WAIT_S) -> None:
-        self.ask_to_stop()
-        self.wait_or_kill(time.monotonic() + wait_s)
-
-    def last_words(self) -> str:
-        """The last line the process wrote to its log (why it died, if it said)."""
-        with contextlib.suppress(OSError):
-            lines = self.log.read_text(errors="replace").strip().splitlines()
-            if lines:
-                return lines[-1][-300:]
-        return ""
-
-
-class _Pool:
-    """N grading processes fed one student at a time, with a watchdog on each."""
-
-    def __init__(self, jobs: int, config: WorkerConfig, timeout_s: float, logs: Path) -> None:
-        self.jobs = jobs
-        self.config = config
-        self.timeout_s = timeout_s
-        self.logs = logs
-        self.workers: list[_Worker] = []
-        self.started = 0
-
-    def run(self, tasks: Iterable[_Task], on_reply: Callable[[_Task, dict], None]) -> None:
-        queue = deque(tasks)
-        idle: list[_Worker] = []
-        busy: list[_Worker] = []
-        try:
-            while queue or busy:
-                while queue and len(busy) < self.jobs:
-                    worker = idle.pop() if idle else self._start()
-                    worker.send(queue.popleft(), self.timeout_s)
-                    busy.append(worker)
-                now = time.monotonic()
-                wait_s = max(0.0, min(w.deadline for w in busy) - now)
-                multiprocessing.connection.wait([w.conn for w in busy], timeout=wait_s)
-                for worker in list(busy):
-                    reply = self._poll(worker)
-                    if reply is None:
-                        continue
-                    task = worker.task
-                    assert task is not None
-                    busy.remove(worker)
-                    if reply.get("status") in ("crashed", "timeout"):
-                        worker.stop(wait_s=1.0)
-                        self.workers.remove(worker)
-                    else:
-                        worker.task, worker.deadline = None, float("inf")
-                        worker.done += 1
-                        if worker.done >= TASKS_PER_WORKER:
-                            worker.stop()
-                            self.workers.remove(worker)
-                        else:
-                            idle.append(worker)
-                    on_reply(task, reply)
-        finally:
-            for worker in self.workers:
-                worker.ask_to_stop()
-            deadline = time.monotonic() + STOP_WAIT_S
-            for worker in self.workers:
-                worker.wait_or_kill(deadline)
-            self.workers = []
-
-    def _start(self) -> _Worker:
-        self.started += 1
-        worker = _Worker(self.config, self.logs / f"worker-{self.started}.log")
-        self.workers.append(worker)
-        return worker
-
-    def _poll(self, worker: _Worker) -> dict | None:
-        """The worker's reply if its grade ended (however it ended), else None."""
-        try:
-            while worker.conn.poll():
-                message = worker.conn.recv()
-                if message != READY:
-                    return message
-                worker.ready = True
-                worker.start_clock(self.timeout_s)
-        except (EOFError, OSError):
-            pass
-        else:
-            if worker.process.poll() is None:
-                if time.monotonic() < worker.deadline:
-                    return None
-                if not worker.ready:
-                    return {
-                        "status": "crashed",
-                        "message": f"the grading process did not start within "
-                        f"{STARTUP_TIMEOUT_S:g} s",
-                        "duration_s": 0.0,
-                    }
-                return {
-                    "status": "timeout",
-                    "message": f"grading did not finish within {self.timeout_s:g} s; "
-                    "the grading process was stopped",
-                    "duration_s": self.timeout_s,
-                }
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            worker.process.wait(1.0)
-        said = worker.last_words()
-        started = worker.task.started if worker.task else time.monotonic()
-        return {
-            "status": "crashed",
-            "message": f"the grading process died ({_describe_exit(worker.process.returncode)}) "
-            "while grading this submission" + (f": {said}" if said else ""),
-            "duration_s": time.monotonic() - started,
-        }
-
-
-def _describe_exit(code: int | None) -> str:
-    if code is None:
-        return "no exit status"
-    if code < 0:
-        with contextlib.suppress(ValueError):
-            return f"killed by {signal.Signals(-code).name}"
-        return f"killed by signal {-code}"
-    return f"exit status {code}"
-
-
 # -- result files ---------------------------------------------------------------------------
 
 
@@ -565,7 +211,7 @@ def _placeholder_report(
 
 
 def _document(
-    assignment: Assignment, task: _Task, reply: dict[str, Any], options: dict[str, Any]
+    assignment: Assignment, task: Job, reply: dict[str, Any], options: dict[str, Any]
 ) -> dict[str, Any]:
     status = str(reply.get("status", "error"))
     report = reply.get("report") or _placeholder_report(
@@ -623,140 +269,6 @@ def _remove_torn_files(output: Path, formats: Iterable[str]) -> None:
         for leftover in folder.glob(".*.tmp"):
             with contextlib.suppress(OSError):
                 leftover.unlink()
-
-
-# -- gradebook and summary --------------------------------------------------------------------
-
-
-def check_columns(rows: Iterable[StudentResult]) -> list[Column]:
-    """(id, name, max_score, hidden) of every check, in the order the first rows list them."""
-    columns: dict[str, Column] = {}
-    for row in rows:
-        for check in row.checks:
-            columns.setdefault(
-                check.id, Column(check.id, check.name, check.max_score, check.hidden)
-            )
-    return list(columns.values())
-
-
-def gradebook_csv(rows: Iterable[StudentResult], columns: list[Column]) -> str:
-    """The gradebook: student, score, max_score, percent, status, then one column per check."""
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(
-        ["student", "score", "max_score", "percent", "status", *(c.id for c in columns)]
-    )
-    for row in rows:
-        if row.status == "pending":
-            writer.writerow([row.student, "", "", "", "pending", *([""] * len(columns))])
-            continue
-        points = {c.id: f"{c.score:g}" for c in row.checks}
-        writer.writerow(
-            [
-                row.student,
-                f"{row.score:g}",
-                f"{row.max_score:g}",
-                f"{row.percent:g}",
-                row.status,
-                *(points.get(c.id, "") for c in columns),
-            ]
-        )
-    return buffer.getvalue()
-
-
-def _spread(values: list[float]) -> dict[str, float | None]:
-    if not values:
-        return {"mean": None, "median": None, "stdev": None, "min": None, "max": None}
-    return {
-        "mean": round(statistics.fmean(values), 4),
-        "median": round(statistics.median(values), 4),
-        "stdev": round(statistics.pstdev(values), 4),
-        "min": min(values),
-        "max": max(values),
-    }
-
-
-def histogram(percents: Iterable[float], bins: int = HISTOGRAM_BINS) -> list[dict[str, Any]]:
-    """Counts of percentages in equal bins [0, 10), [10, 20), ..., [90, 100]."""
-    width = 100 / bins
-    counts = [0] * bins
-    for value in percents:
-        counts[min(bins - 1, max(0, int(value // width)))] += 1
-    return [
-        {"from": round(i * width, 2), "to": round((i + 1) * width, 2), "count": count}
-        for i, count in enumerate(counts)
-    ]
-
-
-def summarize(
-    assignment: Assignment,
-    rows: list[StudentResult],
-    columns: list[Column],
-    *,
-    wall_s: float,
-    graded_now: int,
-    up_to_date: int,
-    interrupted: bool,
-    cache: CacheStats,
-    ignored: list[str],
-) -> dict[str, Any]:
-    """summary.json: statistics over every student with a result, pass rates, the slowest."""
-    done = [r for r in rows if r.status != "pending"]
-    graded = [r for r in done if r.status == "graded"]
-    checks = []
-    for column in columns:
-        ran = [c for r in graded for c in r.checks if c.id == column.id]
-        passed = sum(c.status == "passed" for c in ran)
-        checks.append(
-            {
-                "id": column.id,
-                "name": column.name,
-                "max_score": column.max_score,
-                "hidden": column.hidden,
-                "ran": len(ran),
-                "passed": passed,
-                "pass_rate": round(passed / len(ran), 4) if ran else None,
-                "mean_score": round(statistics.fmean(c.score for c in ran), 4) if ran else None,
-            }
-        )
-    failing = sorted(
-        (c for c in checks if c["pass_rate"] is not None and c["pass_rate"] < 1),
-        key=lambda c: (c["pass_rate"], c["id"]),
-    )
-    grading_s = sum(r.duration_s for r in rows if r.graded_now)
-    return {
-        "assignment": assignment.name,
-        "title": assignment.title,
-        "grader_version": __version__,
-        "students": len(rows),
-        "count": len(done),
-        "pending": len(rows) - len(done),
-        "statuses": {s: sum(r.status == s for r in rows) for s in STATUSES},
-        "score": {**_spread([r.score for r in done]), "max_score": assignment.points},
-        "percent": _spread([r.percent for r in done]),
-        "histogram": histogram(r.percent for r in done),
-        "checks": checks,
-        "most_failed": [c["id"] for c in failing[:SHOWN_FAILED_CHECKS]],
-        "slowest": [
-            {"student": r.student, "duration_s": round(r.duration_s, 3), "status": r.status}
-            for r in sorted(done, key=lambda r: -r.duration_s)[:SHOWN_SLOWEST]
-        ],
-        "problems": [
-            {"student": r.student, "status": r.status, "message": r.message}
-            for r in done
-            if r.status != "graded"
-        ],
-        "ignored": ignored,
-        "time": {
-            "wall_s": round(wall_s, 3),
-            "graded_this_run": graded_now,
-            "up_to_date": up_to_date,
-            "grading_s": round(grading_s, 3),
-            "submissions_per_minute": round(60 * graded_now / wall_s, 2) if wall_s else None,
-            "interrupted": interrupted,
-        },
-        "reference_cache": cache.to_dict(),
-    }
 
 
 # -- the batch ----------------------------------------------------------------------------------
@@ -829,11 +341,11 @@ def grade_batch(
     }
     options = {"seed": seed, "device": device, "public_only": public_only}
     rows: dict[str, StudentResult] = {}
-    tasks: list[_Task] = []
+    tasks: list[Job] = []
     up_to_date = 0
     for student in students:
         fingerprint = {**base, "submission_sha256": source_hash(student.path) or "unreadable"}
-        task = _Task(student, fingerprint)
+        task = Job(student, fingerprint)
         document = _load_result(_result_path(output, student.name))
         fresh = (
             document is not None
@@ -862,7 +374,7 @@ def grade_batch(
     stats = CacheStats()
     graded_now = 0
 
-    def record(task: _Task, reply: dict[str, Any]) -> None:
+    def record(task: Job, reply: dict[str, Any]) -> None:
         nonlocal graded_now
         document = _document(assignment, task, reply, options)
         if reply.get("status") == "graded":
@@ -904,7 +416,7 @@ def grade_batch(
             timeout_s = watchdog_s or (
                 limits.total_timeout_s + limits.import_timeout_s + WATCHDOG_GRACE_S
             )
-            pool = _Pool(min(jobs, len(tasks)), config, timeout_s, output / ".cache" / "logs")
+            pool = Pool(min(jobs, len(tasks)), config, timeout_s, output / ".cache" / "logs")
             pool.run(tasks, record)
     except KeyboardInterrupt:
         interrupted = True

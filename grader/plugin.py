@@ -22,7 +22,7 @@ import pytest
 
 from grader.compare import CheckFailure
 from grader.course import Assignment
-from grader.errors import GraderError
+from grader.errors import BadInput, GraderError
 from grader.refcache import reference_for
 from grader.result import CheckResult
 from grader.sandbox.proxy import Sandbox, StudentError, SubmissionProxy
@@ -30,7 +30,8 @@ from grader.sandbox.proxy import Sandbox, StudentError, SubmissionProxy
 MARKERS = {
     "points(n)": "points the check is worth",
     "hint(text)": "hint added to a failure message that has none",
-    "timeout(seconds)": "time limit for each call into student code during this check",
+    "timeout(seconds)": "time limit for each call into student code during this check "
+    "(or a function of the device name returning it)",
 }
 
 _references: dict[tuple[str, int, str], ModuleType] = {}
@@ -131,6 +132,7 @@ class GradePlugin:
         self.authoring_errors: list[str] = []
         self.collection_errors: list[str] = []
         self.internal_errors: list[str] = []
+        self.bad_input: list[BadInput] = []  # e.g. corrupt data files: the grade stops here
         self._phases: dict[str, dict[str, Any]] = {}
 
     # -- configuration and collection -------------------------------------------------------
@@ -199,8 +201,8 @@ class GradePlugin:
                 "was used up by earlier checks."
             )
         marker = item.get_closest_marker("timeout")
-        limit = self.sandbox.limits.call_timeout_s
-        self.sandbox.call_timeout = float(marker.args[0]) if marker else limit
+        limit = marker.args[0] if marker else self.sandbox.limits.call_timeout_s
+        self.sandbox.call_timeout = float(limit(self.device_name) if callable(limit) else limit)
         if self.on_start is not None:
             self.on_start(check_name(item), self.sandbox.call_timeout)
 
@@ -213,6 +215,9 @@ class GradePlugin:
         phases["duration"] += report.duration
         if report.failed and "error" not in phases and call.excinfo is not None:
             phases["error"] = call.excinfo.value
+            if isinstance(call.excinfo.value, BadInput) and not self.bad_input:
+                self.bad_input.append(call.excinfo.value)
+                item.session.shouldstop = str(call.excinfo.value)
         if report.skipped and "skipped" not in phases:
             phases["skipped"] = report.longrepr
         if report.when == "teardown":

@@ -39,7 +39,7 @@ import numpy as np
 from grader import __version__
 from grader.course import Assignment
 from grader.errors import GraderError
-from grader.sandbox.codec import Decoder, Encoder, ProtocolError, pack, unpack
+from grader.sandbox.codec import NUMERIC_KINDS, Decoder, Encoder, ProtocolError, pack, unpack
 
 ANSWERS_FILE = "reference_answers.json"
 ANSWERS_FORMAT = "dl-grader reference answers"
@@ -78,18 +78,42 @@ class _Uncacheable(Exception):
     """A value that cannot be keyed or stored (a callable, an object, a tensor...)."""
 
 
-def _without_generators(value: Any, found: list[np.random.Generator]) -> Any:
-    """`value` with each NumPy generator replaced by a marker; the generators go to `found`."""
-    if isinstance(value, np.random.Generator):
-        found.append(value)
-        return ("<generator>", len(found) - 1)
-    if type(value) is tuple:
-        return tuple(_without_generators(v, found) for v in value)
-    if type(value) is list:
-        return [_without_generators(v, found) for v in value]
-    if type(value) is dict:
-        return {k: _without_generators(v, found) for k, v in value.items()}
-    return value
+def _digest(value: Any, digest: Any, generators: list[np.random.Generator]) -> None:
+    """Feed `value` into `digest`, exactly and with its types: arrays by dtype, shape and
+    bytes, generators as a marker (collected into `generators`, their state keyed apart)."""
+    kind = type(value)
+    if kind is np.ndarray:
+        if value.dtype.kind not in NUMERIC_KINDS or value.dtype.fields is not None:
+            raise _Uncacheable(f"an array of dtype {value.dtype}")
+        digest.update(f"a{value.dtype.str}{value.shape}".encode())
+        digest.update(np.ascontiguousarray(value).data)
+    elif isinstance(value, np.generic) and value.dtype.kind in NUMERIC_KINDS:
+        digest.update(f"s{value.dtype.str}".encode() + value.tobytes())
+    elif kind in (bool, int, float, str) or value is None:
+        text = repr(value).encode()
+        digest.update(f"{kind.__name__}{len(text)}:".encode() + text)
+    elif kind in (tuple, list):
+        digest.update(f"{kind.__name__}{len(value)}(".encode())
+        for item in value:
+            _digest(item, digest, generators)
+        digest.update(b")")
+    elif kind is dict:
+        digest.update(f"dict{len(value)}(".encode())
+        for key, item in value.items():
+            _digest(key, digest, generators)
+            _digest(item, digest, generators)
+        digest.update(b")")
+    elif isinstance(value, np.random.Generator):
+        generators.append(value)
+        digest.update(f"g{len(generators)}".encode())
+    else:
+        raise _Uncacheable(f"a {kind.__name__} argument")
+
+
+def _arguments_digest(args: tuple, kwargs: dict, generators: list) -> str:
+    digest = hashlib.sha256()
+    _digest((args, sorted(kwargs.items())), digest, generators)
+    return digest.hexdigest()
 
 
 def _frame(value: Any) -> bytes:
@@ -126,15 +150,13 @@ class Call:
     @classmethod
     def of(cls, name: str, args: tuple, kwargs: dict) -> Call:
         generators: list[np.random.Generator] = []
-        plain = _without_generators((args, sorted(kwargs.items())), generators)
-        arguments = hashlib.sha256(_frame(plain)).hexdigest()
+        arguments = _arguments_digest(args, kwargs, generators)
         states = json.dumps([g.bit_generator.state for g in generators], sort_keys=True)
         key = hashlib.sha256(f"{name}\0{arguments}\0{states}".encode()).hexdigest()
         return cls(name, key, arguments, tuple(generators))
 
     def unchanged(self, args: tuple, kwargs: dict) -> bool:
-        plain = _without_generators((args, sorted(kwargs.items())), [])
-        return hashlib.sha256(_frame(plain)).hexdigest() == self.arguments
+        return _arguments_digest(args, kwargs, []) == self.arguments
 
     def entry(self, result: Any, seconds: float) -> bytes:
         """What to store: the result, the generators' states after the call, the time taken."""
@@ -150,15 +172,43 @@ class Call:
         }
         return pack(header, encoder.blobs)
 
-    def replay(self, data: bytes) -> tuple[Any, float]:
+    def replay(self, entry: Entry) -> Any:
         """The stored result (a fresh copy), with the generators moved on as the call would."""
+        if len(entry.generators) != len(self.generators):
+            raise ProtocolError("entry does not match the call's generators")
+        for generator, state in zip(self.generators, entry.generators, strict=True):
+            generator.bit_generator.state = state
+        return _copy(entry.value)
+
+
+@dataclass(frozen=True)
+class Entry:
+    """A stored result, decoded: the value, the generators' states after the call, seconds."""
+
+    value: Any
+    generators: tuple[dict, ...]
+    seconds: float
+
+    @classmethod
+    def decode(cls, data: bytes) -> Entry:
         header = _unframe(data)
         states = header.get("generators")
-        if not isinstance(states, list) or len(states) != len(self.generators):
-            raise ProtocolError("entry does not match the call's generators")
-        for generator, state in zip(self.generators, states, strict=True):
-            generator.bit_generator.state = state
-        return header["value"], float(header.get("seconds", 0.0))
+        if not isinstance(states, list) or not all(isinstance(s, dict) for s in states):
+            raise ProtocolError("bad generator states")
+        return cls(header["value"], tuple(states), float(header.get("seconds", 0.0)))
+
+
+def _copy(value: Any) -> Any:
+    """A copy of decoded plain data that shares no mutable part with `value`."""
+    if isinstance(value, np.ndarray):
+        return value.copy()
+    if type(value) is tuple:
+        return tuple(_copy(v) for v in value)
+    if type(value) is list:
+        return [_copy(v) for v in value]
+    if type(value) is dict:
+        return {k: _copy(v) for k, v in value.items()}
+    return value
 
 
 # -- stores -----------------------------------------------------------------------------------
@@ -177,46 +227,43 @@ class ReferenceCache:
         self.directory = Path(directory) if directory is not None else None
         self.enabled = enabled
         self.stats = CacheStats()
-        self._memory: dict[str, bytes] = {}
+        self._memory: dict[str, tuple[Entry, int]] = {}
         self._memory_bytes = 0
 
     def _path(self, key: str) -> Path:
         assert self.directory is not None
         return self.directory / key[:2] / f"{key}.bin"
 
-    def lookup(self, namespace: str, call: Call) -> bytes | None:
+    def lookup(self, namespace: str, call: Call) -> Entry | None:
+        """The stored entry for `call`, from memory or disk; a torn file is dropped."""
         if not self.enabled:
             return None
         key = hashlib.sha256(f"{namespace}\0{call.key}".encode()).hexdigest()
         if key in self._memory:
-            return self._memory[key]
+            return self._memory[key][0]
         if self.directory is None:
             return None
+        path = self._path(key)
         try:
-            data = self._path(key).read_bytes()
+            data = path.read_bytes()
+            entry = Entry.decode(data)
         except OSError:
             return None
-        self._remember(key, data)
-        return data
+        except (ProtocolError, ValueError, TypeError):
+            with contextlib.suppress(OSError):
+                path.unlink()
+            return None
+        self._remember(key, entry, len(data))
+        return entry
 
     def save(self, namespace: str, call: Call, data: bytes) -> None:
         if not self.enabled:
             return
         key = hashlib.sha256(f"{namespace}\0{call.key}".encode()).hexdigest()
-        self._remember(key, data)
+        self._remember(key, Entry.decode(data), len(data))
         if self.directory is not None:
             with contextlib.suppress(OSError):
                 write_atomic(self._path(key), data)
-
-    def forget(self, namespace: str, call: Call) -> None:
-        """Drop an entry that could not be read back (a torn or foreign file)."""
-        key = hashlib.sha256(f"{namespace}\0{call.key}".encode()).hexdigest()
-        data = self._memory.pop(key, None)
-        if data is not None:
-            self._memory_bytes -= len(data)
-        if self.directory is not None:
-            with contextlib.suppress(OSError):
-                self._path(key).unlink()
 
     def attribute(self, name: str, value: Any) -> None:
         """A non-function attribute of the reference was read (only a `Recorder` keeps it)."""
@@ -224,10 +271,10 @@ class ReferenceCache:
     def uncacheable(self, name: str, reason: str) -> None:
         """A call could not be cached (only a `Recorder` reports it)."""
 
-    def _remember(self, key: str, data: bytes) -> None:
-        if key not in self._memory and self._memory_bytes + len(data) <= MEMORY_LIMIT_BYTES:
-            self._memory[key] = data
-            self._memory_bytes += len(data)
+    def _remember(self, key: str, entry: Entry, size: int) -> None:
+        if key not in self._memory and self._memory_bytes + size <= MEMORY_LIMIT_BYTES:
+            self._memory[key] = (entry, size)
+            self._memory_bytes += size
 
 
 class Recorder(ReferenceCache):
@@ -243,7 +290,7 @@ class Recorder(ReferenceCache):
         self.problems: list[str] = []
         self.current_check = ""
 
-    def lookup(self, namespace: str, call: Call) -> bytes | None:
+    def lookup(self, namespace: str, call: Call) -> Entry | None:
         return None
 
     def save(self, namespace: str, call: Call, data: bytes) -> None:
@@ -310,16 +357,11 @@ class CachedReference:
                 cache.stats.uncacheable += 1
                 cache.uncacheable(name, str(error))
                 return _timed(cache.stats, function, args, kwargs)[0]
-            stored = cache.lookup(namespace, call)
-            if stored is not None:
-                try:
-                    value, seconds = call.replay(stored)
-                except (ProtocolError, ValueError, TypeError, KeyError):
-                    cache.forget(namespace, call)
-                else:
-                    cache.stats.hits += 1
-                    cache.stats.saved_s += seconds
-                    return value
+            entry = cache.lookup(namespace, call)
+            if entry is not None and len(entry.generators) == len(call.generators):
+                cache.stats.hits += 1
+                cache.stats.saved_s += entry.seconds
+                return call.replay(entry)
             result, seconds = _timed(cache.stats, function, args, kwargs)
             try:
                 if not call.unchanged(args, kwargs):
@@ -378,7 +420,7 @@ class RecordedReference:
         data = self._answers.get(call.key)
         if data is None:
             self._missing(name)
-        return call.replay(data)[0]
+        return call.replay(Entry.decode(data))
 
     def _missing(self, name: str, *args: Any, **kwargs: Any) -> NoReturn:
         import pytest

@@ -120,6 +120,8 @@ def run_checks(
     if plugin.collection_errors or plugin.authoring_errors:
         problems = plugin.collection_errors + plugin.authoring_errors
         raise GraderError(f"the checks of {assignment.name} are broken: {problems[0]}")
+    if plugin.bad_input:
+        raise plugin.bad_input[0]
     if plugin.internal_errors:
         raise GraderError(plugin.internal_errors[0])
     if code == pytest.ExitCode.NO_TESTS_COLLECTED:

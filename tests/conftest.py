@@ -3,13 +3,21 @@
 from __future__ import annotations
 
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 from support import FIXTURES, ROOT
 
 from grader.course import Course, load_course
+
+
+@pytest.fixture(scope="session", autouse=True)
+def no_user_data(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Grade on the shipped MNIST sample, never on data in the developer's cache folder."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("DL_GRADER_DATA", str(tmp_path_factory.mktemp("no-user-data")))
+        yield
 
 
 @pytest.fixture(scope="session")

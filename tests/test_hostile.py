@@ -385,3 +385,15 @@ def test_a_correct_answer_after_a_long_sleep_is_a_timeout(course, make_submissio
     body = "import time\ntime.sleep(3)\nreturn 1 if x1 and x2 else 0"
     result = graded(course, make_submission, replace_function("AND", body))
     assert by_name(result)["test_and_truth_table"].status == "timeout"
+
+
+def test_the_shipped_mnist_sample_is_out_of_reach_in_a_source_checkout(course, make_submission):
+    import grader
+
+    sample = Path(grader.__file__).parent / "data" / "mnist_sample.npz"
+    body = f"return len(open({str(sample)!r}, 'rb').read())"
+    result = graded(course, make_submission, replace_function("AND", body))
+    if not _protected(result, "filesystem"):
+        assert result.worker["protections"]["filesystem"].startswith("unavailable")
+        return
+    assert "PermissionError" in by_name(result)["test_and_truth_table"].message

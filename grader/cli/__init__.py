@@ -46,12 +46,13 @@ def main() -> None:
 
 def _register() -> None:
     from grader.cli.batch import batch
+    from grader.cli.data import data
     from grader.cli.doctor import doctor
     from grader.cli.grading import run
     from grader.cli.release import release
     from grader.cli.starting import init, list_assignments
 
-    for command in (run, list_assignments, init, doctor, batch, release):
+    for command in (run, list_assignments, init, doctor, batch, release, data):
         cli.add_command(command)
 
 

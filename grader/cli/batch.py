@@ -25,9 +25,10 @@ from rich.progress import (
 from rich.table import Table
 from rich.text import Text
 
-from grader.batch import FORMAT_EXTENSIONS, BatchPlan, BatchResult, StudentResult, grade_batch
-from grader.cli.common import course_option, handle_errors
+from grader.batch import FORMAT_EXTENSIONS, BatchPlan, BatchResult, grade_batch
+from grader.cli.common import course_option, data_dir_option, handle_errors
 from grader.course import load_course
+from grader.report.gradebook import StudentResult
 from grader.runner import DEFAULT_SEED, DEVICES
 
 STATUS_STYLE = {
@@ -117,7 +118,7 @@ def summary_table(result: BatchResult) -> Table:
     table.add_column()
     statuses = summary["statuses"]
     counts = ", ".join(f"{n} {s}" for s, n in statuses.items() if n)
-    table.add_row("Students", f"{summary['students']} ({counts})")
+    table.add_row("Students", f"{summary['students']}" + (f" ({counts})" if counts else ""))
     score, percent = summary["score"], summary["percent"]
     table.add_row(
         "Score",
@@ -128,7 +129,7 @@ def summary_table(result: BatchResult) -> Table:
     table.add_row("Percent", f"mean {_number(percent['mean'], '%')}")
     timing = summary["time"]
     throughput = timing["submissions_per_minute"]
-    line = f"{timing['graded_this_run']} graded in {result.wall_s:.1f} s"
+    line = f"{timing['graded_this_run']} done in {result.wall_s:.1f} s"
     if throughput and timing["graded_this_run"]:
         line += f" ({throughput:.1f} per minute)"
     if result.up_to_date:
@@ -261,6 +262,7 @@ def render_summary(result: BatchResult, console: Console) -> None:
     help="Recompute reference results for every submission (for measuring the cache).",
 )
 @course_option
+@data_dir_option
 @handle_errors
 def batch(
     assignment: str,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -61,4 +62,23 @@ def course_option(command: Callable[..., Any]) -> Callable[..., Any]:
         "course_dir",
         type=click.Path(file_okay=False, path_type=Path),
         help="Course folder (with assignments/). Default: found automatically.",
+    )(command)
+
+
+def _use_data_dir(ctx: click.Context, param: click.Parameter, value: Path | None) -> None:
+    if value is not None:
+        from grader.data import ENV_VARIABLE
+
+        os.environ[ENV_VARIABLE] = str(value.resolve())
+
+
+def data_dir_option(command: Callable[..., Any]) -> Callable[..., Any]:
+    """--data-dir: where MNIST is looked for (passed to grading processes by the environment)."""
+    return click.option(
+        "--data-dir",
+        type=click.Path(file_okay=False, path_type=Path),
+        expose_value=False,
+        callback=_use_data_dir,
+        help="Data folder where MNIST is looked for (default: $DL_GRADER_DATA, "
+        "else ~/.cache/dl-grader).",
     )(command)

@@ -16,7 +16,12 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
-from grader.cli.common import EXIT_UNDER_THRESHOLD, course_option, handle_errors
+from grader.cli.common import (
+    EXIT_UNDER_THRESHOLD,
+    course_option,
+    data_dir_option,
+    handle_errors,
+)
 from grader.course import load_course
 from grader.errors import BadInput
 from grader.report import FORMATS
@@ -124,6 +129,7 @@ def parse_report(ctx: click.Context, param: click.Parameter, values: tuple[str, 
 )
 @click.option("-v", "--verbose", is_flag=True, help="Show full diagnostics and your prints.")
 @course_option
+@data_dir_option
 @handle_errors
 def run(
     assignment: str,

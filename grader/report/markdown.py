@@ -26,8 +26,8 @@ MAX_CELL = 500
 
 
 def _cell(text: str) -> str:
-    """Text safe inside a table cell: HTML escaped, pipes escaped, one line."""
-    text = " ".join(text.split())
+    """Text safe inside a table cell: one line, no control characters, HTML and pipes escaped."""
+    text = " ".join("".join(c if c.isprintable() else " " for c in text).split())
     if len(text) > MAX_CELL:
         text = text[:MAX_CELL] + "…"
     return html.escape(text, quote=False).replace("|", "\\|")

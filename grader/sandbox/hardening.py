@@ -5,7 +5,8 @@ it did, so grading still works on macOS, old kernels or locked-down containers a
 `grade doctor` can say what is active:
 
 * filesystem (Landlock, Linux >= 5.13): read the Python installation, site-packages, the
-  grader package and system libraries; read and write only the worker's own folder.
+  grader's sandbox package and system libraries; read and write only the worker's own
+  folder.
   Course files (hidden checks, reference solutions), other students' submissions and
   the grader's output stay out of reach;
 * network: a new network namespace (root or unprivileged user namespaces), else Landlock's

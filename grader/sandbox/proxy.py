@@ -41,6 +41,7 @@ BOOTSTRAP = (
     "from grader.sandbox.worker import main; main(sys.argv[2])"
 )
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+PASSED_VARIABLES = ("CUDA_VISIBLE_DEVICES",)  # the worker trains on the GPU the grader was given
 
 
 class StudentError(Exception):
@@ -206,6 +207,7 @@ class Sandbox:
             "TMPDIR": str(home),
             "LANG": "C.UTF-8",
             **dict.fromkeys(THREAD_VARIABLES, "1"),
+            **{k: os.environ[k] for k in PASSED_VARIABLES if k in os.environ},
         }
         try:
             self._process = subprocess.Popen(
@@ -324,7 +326,7 @@ class Sandbox:
             callbacks[len(callbacks)] = func
             return Callback(len(callbacks) - 1)
 
-        encoder = Encoder(track=True, callback_for=register)
+        encoder = Encoder(track=True, callback_for=register, handle_of=_handle_of)
         header = {
             "op": "call",
             "target": handle.id,
@@ -349,6 +351,17 @@ class Sandbox:
         header = {"op": "setattr", "target": handle.id, "name": name}
         header["value"] = encoder.encode(value)
         self._request(header, encoder.blobs, f"setting {handle.cls}.{name}", {}, {})
+
+    def harness(self, function: str, args: tuple, label: str) -> Any:
+        """Run `function` of `grader.sandbox.torch_harness` in the worker on `args`.
+
+        A `RemoteObject` among `args` (the `student` proxy, a model it returned) reaches the
+        harness as the worker's own object; everything else is copied in as data. `label`
+        names the call in messages (e.g. "train(model, X, y, device)").
+        """
+        encoder = Encoder(handle_of=_handle_of)
+        header = {"op": "harness", "name": function, "args": encoder.encode(tuple(args))}
+        return self._request(header, encoder.blobs, label, {}, {})
 
     def seterr(self, settings: dict[str, str]) -> dict[str, str]:
         self.module_handle()
@@ -456,6 +469,11 @@ def descendants(root: int) -> list[int]:
             found.append(child)
             queue.append(child)
     return found
+
+
+def _handle_of(value: Any) -> Handle | None:
+    """The handle behind a remote object passed back into the worker, else None."""
+    return value._live_handle() if isinstance(value, RemoteObject) else None
 
 
 def _resolver(refs: dict[int, Any]) -> Callable[[int], Any]:
@@ -596,6 +614,10 @@ class SubmissionProxy(RemoteObject):
             if sandbox.generation == generation and sandbox.import_failure is None:
                 with contextlib.suppress(StudentError):
                     sandbox.seterr(previous)
+
+    def harness(self, function: str, *args: Any, label: str) -> Any:
+        """Run `function` of the worker-side `torch_harness` (see `Sandbox.harness`)."""
+        return self._sandbox.harness(function, args, label)
 
     def __repr__(self) -> str:
         return f"<submission {self._handle.cls}.py in the sandbox>"

@@ -2,9 +2,10 @@
 
 The worker limits itself (rlimits) before importing the student's module, then answers
 requests from the trusted grader over a pipe: call a function or method, get or set an
-attribute, set NumPy's error state. Whatever it sends back is decoded strictly by the
-trusted side, so nothing the submission does in here (monkeypatching, exiting, lying
-objects) can change a score; at worst it fails its own checks.
+attribute, set NumPy's error state, or run a function of the worker-side `torch_harness` on
+the submission's objects. Whatever it sends back is decoded strictly by the trusted side,
+so nothing the submission does in here (monkeypatching, exiting, lying objects) can change
+a score; at worst it fails its own checks.
 
 Only `codec` and the standard library are imported before the submission.
 """
@@ -30,6 +31,7 @@ from grader.sandbox.codec import (
     Decoder,
     Encoder,
     Handle,
+    ProtocolError,
     Ref,
 )
 from grader.sandbox.hardening import harden
@@ -123,7 +125,7 @@ class Worker:
 
     def dispatch(self, header: dict, blobs: list[bytes]) -> None:
         op = header.get("op")
-        decoder = Decoder(blobs, make_callback=self._callback)
+        decoder = Decoder(blobs, make_callback=self._callback, make_handle=self._object_for)
         try:
             target = self.objects[header["target"]] if "target" in header else None
             if op == "call":
@@ -140,11 +142,23 @@ class Worker:
                 self._reply_value(None, [])
             elif op == "seterr":
                 self._reply_value(np.seterr(**decoder.decode(header["settings"])), [])
+            elif op == "harness":
+                harness = importlib.import_module("grader.sandbox.torch_harness")
+                if header.get("name") not in harness.FUNCTIONS:
+                    raise ProtocolError(f"no harness function {header.get('name')!r}")
+                args = decoder.decode(header["args"])
+                self._reply_value(getattr(harness, header["name"])(*args), [])
             else:
                 self._send({"op": "error", "type": "ProtocolError", "message": f"bad op {op}"})
         except BaseException as exc:  # the student's failure is data for the grader
             restore_builtins()
             self._send(describe_exception(exc, self.submission_dir))
+
+    def _object_for(self, handle: Handle) -> Any:
+        """The worker's own object behind a handle the grader sent back as an argument."""
+        if handle.id not in self.objects:
+            raise ProtocolError(f"unknown handle {handle.id}")
+        return self.objects[handle.id]
 
     def _reply_value(self, value: Any, changes: list[tuple[int, Any]]) -> None:
         restore_builtins()
@@ -258,7 +272,7 @@ def main(config_json: str) -> None:
     sys.path[:] = [submission_dir] + [p for p in sys.path if p != config["grader_root"]]
     protections = harden(
         writable=os.path.dirname(os.path.realpath(submission_dir)),
-        grader_package=os.path.dirname(os.path.dirname(os.path.realpath(__file__))),
+        grader_package=os.path.dirname(os.path.realpath(__file__)),
         enabled=config["limits"].get("harden", True),
     )
     worker = Worker(channel, submission_dir)

@@ -1,0 +1,371 @@
+"""Long-lived grading processes for a batch: each grades one submission after another.
+
+A `Pool` keeps N processes busy. Each is `python -c` running `worker_main`: it imports torch
+once, activates the batch's reference cache, then grades the students it is sent with
+`grader.runner.grade` (every submission still gets its own sandboxed worker) and replies
+with the JSON report, the requested extra formats, or a status and message for a
+submission that could not be graded. The pool's watchdog stops a process that runs past its
+time and reports a process that dies; either costs one student a row, never the batch. The
+processes run in their own session (Ctrl-C is the batch's to handle) and, on Linux, receive
+SIGTERM when the batch dies, even by kill -9.
+
+This module knows nothing of result files or gradebooks: `grader.batch` does.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import multiprocessing.connection
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections import deque
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from grader.course import Course
+from grader.errors import BadInput, GraderError
+from grader.refcache import CacheStats, ReferenceCache, activate
+from grader.report import FORMATS
+from grader.runner import grade
+from grader.sandbox.limits import Limits
+
+STARTUP_TIMEOUT_S = 180.0
+READY = {"op": "ready"}
+GRADER_ROOT = str(Path(__file__).resolve().parent.parent)
+WORKER_BOOTSTRAP = (
+    "import sys; sys.path.insert(0, sys.argv[1]); "
+    "from grader.pool import worker_main; worker_main(int(sys.argv[2]))"
+)
+TASKS_PER_WORKER = 200
+STOP_WAIT_S = 5.0
+
+
+@dataclass(frozen=True)
+class Student:
+    """One child of the submissions folder: a name, its path, and why it cannot be graded
+    (when the batch already knows, e.g. two submissions with the same name)."""
+
+    name: str
+    path: Path
+    problem: str = ""
+
+
+@dataclass(frozen=True)
+class WorkerConfig:
+    """What a grading process needs; sent once when it starts (pickled: trusted data only)."""
+
+    course_root: Path
+    assignment: str
+    seed: int
+    device: str
+    public_only: bool
+    limits: Limits
+    formats: tuple[str, ...]
+    cache_dir: Path | None
+    cache_enabled: bool
+    threads: int
+    parent_pid: int
+    grade_function: Callable[..., Any] = grade
+
+
+@dataclass
+class Job:
+    """One student handed to the pool; `started` is when a ready process began grading it."""
+
+    student: Student
+    fingerprint: dict[str, str]
+    started: float = 0.0
+
+
+def _die_with_parent(parent_pid: int) -> None:
+    """Ask Linux to SIGTERM this process when the batch dies (even by kill -9)."""
+    if sys.platform.startswith("linux"):
+        with contextlib.suppress(OSError, AttributeError):
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    if os.getppid() != parent_pid:
+        os._exit(0)
+
+
+def _interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
+
+
+def worker_main(fd: int) -> None:
+    """A grading process: grade the students it is sent, one at a time, until told to stop.
+
+    It reads the batch's `sys.path` and then its `WorkerConfig` from the socket `fd`, then
+    answers one reply per student. SIGTERM (from the batch, or from Linux when the batch
+    dies) interrupts the grade in progress, which kills its sandbox on the way out.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, _interrupt)
+    conn = multiprocessing.connection.Connection(fd)
+    try:
+        sys.path[:] = list(dict.fromkeys([*conn.recv(), *sys.path]))
+        config: WorkerConfig = conn.recv()
+        _die_with_parent(config.parent_pid)
+        import torch
+
+        torch.set_num_threads(config.threads)
+        cache = ReferenceCache(config.cache_dir, enabled=config.cache_enabled)
+        activate(cache)
+        course = Course(config.course_root)
+        conn.send(READY)
+        while True:
+            task = conn.recv()
+            if task is None:
+                conn.close()
+                os._exit(0)  # nothing left to flush; skip the interpreter's slow teardown
+            before = CacheStats(**asdict(cache.stats))
+            reply = _grade_one(task, config, course)
+            reply["cache"] = {k: v - getattr(before, k) for k, v in asdict(cache.stats).items()}
+            conn.send(reply)
+    except (KeyboardInterrupt, EOFError, OSError):
+        return
+
+
+def _grade_one(student: Student, config: WorkerConfig, course: Course) -> dict[str, Any]:
+    """Grade one student; every failure becomes a reply with a status and a message."""
+    started = time.monotonic()
+    try:
+        result = config.grade_function(
+            config.assignment,
+            student.path,
+            course=course,
+            seed=config.seed,
+            device=config.device,
+            public_only=config.public_only,
+            limits=config.limits,
+        )
+    except BadInput as error:
+        return _failure("rejected", str(error), started)
+    except GraderError as error:
+        return _failure("error", f"grader error: {error}", started)
+    except Exception as error:
+        return _failure("error", f"internal grader error: {type(error).__name__}: {error}", started)
+    return {
+        "status": "graded",
+        "message": _grade_message(result.tests),
+        "report": result.to_dict(),
+        "formats": {fmt: FORMATS[fmt](result) for fmt in config.formats},
+        "duration_s": time.monotonic() - started,
+    }
+
+
+def _failure(status: str, message: str, started: float) -> dict[str, Any]:
+    return {"status": status, "message": message, "duration_s": time.monotonic() - started}
+
+
+def _grade_message(tests: Iterable[Any]) -> str:
+    """A row's message for a graded submission: when every check failed, the one reason (an
+    import error) or that they all did; else how many timed out; else nothing."""
+    tests = list(tests)
+    if tests and all(t.status != "passed" for t in tests):
+        messages = {t.message for t in tests}
+        return messages.pop() if len(messages) == 1 else f"all {len(tests)} checks failed"
+    timeouts = sum(t.status == "timeout" for t in tests)
+    return f"{timeouts} check(s) timed out" if timeouts else ""
+
+
+class GradingProcess:
+    """The batch's handle on one grading process (`python -c` running `worker_main`)."""
+
+    def __init__(self, config: WorkerConfig, log: Path) -> None:
+        ours, theirs = socket.socketpair()
+        self.log = log
+        log.parent.mkdir(parents=True, exist_ok=True)
+        with log.open("ab") as stderr:
+            self.process = subprocess.Popen(
+                [sys.executable, "-c", WORKER_BOOTSTRAP, GRADER_ROOT, str(theirs.fileno())],
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=stderr,
+                pass_fds=(theirs.fileno(),),
+                start_new_session=True,
+            )
+        theirs.close()
+        self.conn = multiprocessing.connection.Connection(ours.detach())
+        self.conn.send(sys.path)
+        self.conn.send(config)
+        self.task: Job | None = None
+        self.ready = False
+        self.deadline = time.monotonic() + STARTUP_TIMEOUT_S
+        self.done = 0
+
+    def send(self, task: Job, timeout_s: float) -> None:
+        """Hand over a student; the watchdog counts from now, or from when the process is
+        ready if it is still starting (importing torch is not the submission's time)."""
+        self.task = task
+        if self.ready:
+            self.start_clock(timeout_s)
+        self.conn.send(task.student)
+
+    def start_clock(self, timeout_s: float) -> None:
+        assert self.task is not None
+        self.task.started = time.monotonic()
+        self.deadline = self.task.started + timeout_s
+
+    def ask_to_stop(self) -> None:
+        """Ask an idle process to exit; SIGTERM a busy one (it cleans up its sandbox)."""
+        if self.task is None:
+            with contextlib.suppress(OSError):
+                self.conn.send(None)
+                return
+        with contextlib.suppress(OSError):
+            self.process.terminate()
+
+    def wait_or_kill(self, deadline: float) -> None:
+        """Wait for the process to exit until `deadline`, then SIGKILL it."""
+        try:
+            self.process.wait(max(0.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(OSError):
+                self.process.kill()
+            self.process.wait()
+        self.conn.close()
+
+    def stop(self, wait_s: float = STOP_WAIT_S) -> None:
+        self.ask_to_stop()
+        self.wait_or_kill(time.monotonic() + wait_s)
+
+    def last_words(self) -> str:
+        """The last line the process wrote to its log (why it died, if it said)."""
+        with contextlib.suppress(OSError):
+            lines = self.log.read_text(errors="replace").strip().splitlines()
+            if lines:
+                return lines[-1][-300:]
+        return ""
+
+
+class Pool:
+    """N grading processes fed one student at a time, with a watchdog on each."""
+
+    def __init__(self, jobs: int, config: WorkerConfig, timeout_s: float, logs: Path) -> None:
+        self.jobs = jobs
+        self.config = config
+        self.timeout_s = timeout_s
+        self.logs = logs
+        self.workers: list[GradingProcess] = []
+        self.started = 0
+
+    def run(self, tasks: Iterable[Job], on_reply: Callable[[Job, dict], None]) -> None:
+        queue = deque(tasks)
+        idle: list[GradingProcess] = []
+        busy: list[GradingProcess] = []
+        try:
+            while queue or busy:
+                while queue and len(busy) < self.jobs:
+                    worker = idle.pop() if idle else self._start()
+                    try:
+                        worker.send(queue[0], self.timeout_s)
+                    except OSError:
+                        self._discard(worker)  # it died while idle; a fresh one takes over
+                        continue
+                    queue.popleft()
+                    busy.append(worker)
+                now = time.monotonic()
+                wait_s = max(0.0, min(w.deadline for w in busy) - now)
+                multiprocessing.connection.wait([w.conn for w in busy], timeout=wait_s)
+                for worker in list(busy):
+                    reply = self._poll(worker)
+                    if reply is None:
+                        continue
+                    task = worker.task
+                    assert task is not None
+                    busy.remove(worker)
+                    if reply.get("status") in ("crashed", "timeout"):
+                        self._discard(worker)
+                    else:
+                        worker.task, worker.deadline = None, float("inf")
+                        worker.done += 1
+                        if worker.done >= TASKS_PER_WORKER:
+                            self._discard(worker)
+                        else:
+                            idle.append(worker)
+                    on_reply(task, reply)
+        finally:
+            for worker in self.workers:
+                worker.ask_to_stop()
+            deadline = time.monotonic() + STOP_WAIT_S
+            for worker in self.workers:
+                worker.wait_or_kill(deadline)
+            self.workers = []
+
+    def _start(self) -> GradingProcess:
+        self.started += 1
+        worker = GradingProcess(self.config, self.logs / f"worker-{self.started}.log")
+        self.workers.append(worker)
+        return worker
+
+    def _discard(self, worker: GradingProcess) -> None:
+        """Stop a process that timed out, died or has graded its share."""
+        worker.stop(wait_s=1.0)
+        self.workers.remove(worker)
+        if not worker.ready:
+            raise GraderError(self._failed_start(worker))
+
+    def _failed_start(self, worker: GradingProcess) -> str:
+        """Why no grading process can start: not any submission's fault, so the batch stops."""
+        said = worker.last_words()
+        return (
+            f"a grading process could not start ({_describe_exit(worker.process.returncode)})"
+            + (f": {said}" if said else "")
+            + f"; see {worker.log}"
+        )
+
+    def _poll(self, worker: GradingProcess) -> dict | None:
+        """The worker's reply if its grade ended (however it ended), else None."""
+        try:
+            while worker.conn.poll():
+                message = worker.conn.recv()
+                if message != READY:
+                    return message
+                worker.ready = True
+                worker.start_clock(self.timeout_s)
+        except (EOFError, OSError):
+            pass
+        else:
+            if worker.process.poll() is None:
+                if time.monotonic() < worker.deadline:
+                    return None
+                if not worker.ready:
+                    worker.stop(wait_s=1.0)
+                    raise GraderError(
+                        f"a grading process did not start within {STARTUP_TIMEOUT_S:g} s"
+                    )
+                return {
+                    "status": "timeout",
+                    "message": f"grading did not finish within {self.timeout_s:g} s; "
+                    "the grading process was stopped",
+                    "duration_s": self.timeout_s,
+                }
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            worker.process.wait(1.0)
+        if not worker.ready:
+            raise GraderError(self._failed_start(worker))
+        said = worker.last_words()
+        started = worker.task.started if worker.task else time.monotonic()
+        return {
+            "status": "crashed",
+            "message": f"the grading process died ({_describe_exit(worker.process.returncode)}) "
+            "while grading this submission" + (f": {said}" if said else ""),
+            "duration_s": time.monotonic() - started,
+        }
+
+
+def _describe_exit(code: int | None) -> str:
+    if code is None:
+        return "no exit status"
+    if code < 0:
+        with contextlib.suppress(ValueError):
+            return f"killed by {signal.Signals(-code).name}"
+        return f"killed by signal {-code}"
+    return f"exit status {code}"
