@@ -26,10 +26,9 @@ from rich.table import Table
 from rich.text import Text
 
 from grader.batch import FORMAT_EXTENSIONS, BatchPlan, BatchResult, grade_batch
-from grader.cli.common import course_option, data_dir_option, handle_errors
+from grader.cli.common import course_option, data_dir_option, grading_options, handle_errors
 from grader.course import load_course
 from grader.report.gradebook import StudentResult
-from grader.runner import DEFAULT_SEED, DEVICES
 
 STATUS_STYLE = {
     "graded": "green",
@@ -242,15 +241,7 @@ def render_summary(result: BatchResult, console: Console) -> None:
     type=click.Choice(sorted(FORMAT_EXTENSIONS)),
     help="Also write this report per student, to OUT/FORMAT/; repeatable.",
 )
-@click.option("--public-only", is_flag=True, help="Run only the public checks.")
-@click.option(
-    "--device",
-    type=click.Choice(DEVICES),
-    default="auto",
-    show_default=True,
-    help="Where reference solutions compute.",
-)
-@click.option("--seed", type=int, default=DEFAULT_SEED, show_default=True, help="Input seed.")
+@grading_options
 @click.option(
     "--call-timeout",
     type=click.FloatRange(min=0.1),

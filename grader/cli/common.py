@@ -82,3 +82,26 @@ def data_dir_option(command: Callable[..., Any]) -> Callable[..., Any]:
         help="Data folder where MNIST is looked for (default: $DL_GRADER_DATA, "
         "else ~/.cache/dl-grader).",
     )(command)
+
+
+def grading_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """--public-only, --device and --seed: how a grade runs, the same for one or a class."""
+    from grader.runner import DEFAULT_SEED, DEVICES
+
+    for option in reversed(
+        (
+            click.option("--public-only", is_flag=True, help="Run only the public checks."),
+            click.option(
+                "--device",
+                type=click.Choice(DEVICES),
+                default="auto",
+                show_default=True,
+                help="Where reference solutions compute.",
+            ),
+            click.option(
+                "--seed", type=int, default=DEFAULT_SEED, show_default=True, help="Input seed."
+            ),
+        )
+    ):
+        command = option(command)
+    return command

@@ -20,6 +20,7 @@ from grader.cli.common import (
     EXIT_UNDER_THRESHOLD,
     course_option,
     data_dir_option,
+    grading_options,
     handle_errors,
 )
 from grader.course import load_course
@@ -28,7 +29,7 @@ from grader.report import FORMATS
 from grader.report.markdown import append_step_summary
 from grader.report.table import renderables
 from grader.result import CheckResult, Grade
-from grader.runner import DEFAULT_SEED, DEVICES, grade
+from grader.runner import grade
 
 
 class LiveProgress:
@@ -106,15 +107,7 @@ def parse_report(ctx: click.Context, param: click.Parameter, values: tuple[str, 
     metavar="FORMAT:PATH",
     help="Also write FORMAT to PATH (repeatable: one grading, many reports).",
 )
-@click.option("--public-only", is_flag=True, help="Run only the public checks.")
-@click.option(
-    "--device",
-    type=click.Choice(DEVICES),
-    default="auto",
-    show_default=True,
-    help="Where reference solutions compute.",
-)
-@click.option("--seed", type=int, default=DEFAULT_SEED, show_default=True, help="Input seed.")
+@grading_options
 @click.option(
     "--fail-under",
     type=click.FloatRange(0, 100),
