@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-import os
 import sys
-import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,7 +22,9 @@ from grader.cli.common import (
     handle_errors,
 )
 from grader.course import load_course
+from grader.data import data_dir
 from grader.errors import BadInput
+from grader.refcache import ReferenceCache, activate, write_atomic
 from grader.report import FORMATS
 from grader.report.markdown import append_step_summary
 from grader.report.table import renderables
@@ -146,6 +146,7 @@ def run(
         default = Path.cwd() / spec.name
         submission = default if default.is_dir() else Path.cwd()
     grades = []
+    activate(ReferenceCache(data_dir() / "reference-cache"))
     for _ in range(repeat):
         progress = LiveProgress(Console(stderr=True))
         with progress.shown():
@@ -162,6 +163,7 @@ def run(
                     on_start=progress.on_start,
                 )
             )
+    activate(None)
     result = grades[0]
     if output is not None:
         reports = [(fmt, output), *reports]
@@ -191,25 +193,12 @@ def report_flaky(grades: list[Grade]) -> bool:
     return True
 
 
-def write_atomically(path: Path, text: str) -> None:
-    """Write via a temporary file and rename, so a killed grader never leaves half a report."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile(
-        "w", encoding="utf-8", dir=path.parent, prefix=f".{path.name}.", delete=False
-    ) as handle:
-        handle.write(text)
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(handle.name, 0o666 & ~umask)
-    os.replace(handle.name, path)
-
-
 def emit(result: Grade, reports: list[tuple[str, Path]], stdout_format: str, verbose: bool) -> None:
     """Write every requested report, then print the stdout view (the table for people)."""
     failures = []
     for fmt, path in reports:
         try:
-            write_atomically(path, FORMATS[fmt](result))
+            write_atomic(path, FORMATS[fmt](result).encode("utf-8"))
         except OSError as error:
             failures.append(f"cannot write {path}: {error.strerror or error}")
     step_summary_failure = append_step_summary(result)
