@@ -1,4 +1,4 @@
-"""Test helpers: grade fixture submissions once per session and describe buggy variants.
+"""Test helpers: where fixtures live, buggy variants as patches, and a tiny course to grade.
 
 A buggy submission is written as a `Mutant` of the correct fixture: a text replacement
 that must apply exactly once, the set of checks it must fail, and a word the hint must
