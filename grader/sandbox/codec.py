@@ -274,14 +274,17 @@ class Decoder:
                 if version == (1, 0)
                 else np.lib.format.read_array_header_2_0
             )
-            shape, _, dtype = read_header(stream)
+            shape, fortran_order, dtype = read_header(stream)
             if dtype.kind not in NUMERIC_KINDS or dtype.fields is not None or dtype.subdtype:
                 raise ProtocolError(f"arrays of dtype {dtype} are not accepted")
             expected = dtype.itemsize * math.prod(shape)
             if len(self.blobs[index]) - stream.tell() != expected:
                 raise ProtocolError("array data has the wrong length")
-            stream.seek(0)
-            array = np.lib.format.read_array(stream, allow_pickle=False)
+            # The header is validated; the data is exactly shape x itemsize bytes (as
+            # np.lib.format.read_array would read it, without parsing the header twice).
+            data = np.frombuffer(self.blobs[index], dtype=dtype, offset=stream.tell())
+            order = "F" if fortran_order else "C"
+            array = data.reshape(shape, order=order).copy(order="K")
         except ProtocolError:
             raise
         except Exception as exc:
