@@ -154,7 +154,8 @@ def grade(
     course = course or load_course()
     assignment = course.assignment(assignment_name)
     limits = limits or assignment.limits
-    device = resolve_device(device)
+    if device not in DEVICES:
+        raise BadInput(f"unknown device '{device}' (choose from {', '.join(DEVICES)}).")
     source = Path(submission) if submission is not None else Path.cwd()
     with tempfile.TemporaryDirectory(prefix="dl-grader-") as workdir:
         prepared = prepare(source, assignment, Path(workdir))
@@ -167,16 +168,17 @@ def grade(
             )
         sandbox.spawn()
         sandbox.deadline = started + limits.total_timeout_s
-        plugin = GradePlugin(
-            assignment,
-            sandbox,
-            seed=seed,
-            device=device,
-            deadline=sandbox.deadline,
-            on_result=on_result,
-            on_start=on_start,
-        )
         try:
+            device = resolve_device(device)  # imports torch while the worker starts
+            plugin = GradePlugin(
+                assignment,
+                sandbox,
+                seed=seed,
+                device=device,
+                deadline=sandbox.deadline,
+                on_result=on_result,
+                on_start=on_start,
+            )
             run_checks(assignment, plugin, public_only=public_only, keyword=keyword)
         finally:
             sandbox.close()
