@@ -16,7 +16,6 @@ student and are identical.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import resource
 import shutil
 import statistics
@@ -35,18 +34,10 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
 
+from support import load_mutants  # noqa: E402
+
 from grader.batch import BatchResult, grade_batch  # noqa: E402
 from grader.course import load_course  # noqa: E402
-
-
-def mutants(assignment: str) -> dict:
-    path = ROOT / "tests" / "fixtures" / assignment / "mutants.py"
-    if not path.exists():
-        return {}
-    spec = importlib.util.spec_from_file_location(f"mutants_{assignment}", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.MUTANTS
 
 
 def build_class(assignment: str, folder: Path, count: int) -> dict[str, str]:
@@ -56,7 +47,9 @@ def build_class(assignment: str, folder: Path, count: int) -> dict[str, str]:
     module_file = spec.files[0]
     correct = (ROOT / "tests" / "fixtures" / assignment / "correct" / module_file).read_text()
     stub = (spec.template_dir / module_file).read_text()
-    variants = [("mutant " + name, m.apply(correct)) for name, m in mutants(assignment).items()]
+    variants = [
+        ("mutant " + name, m.apply(correct)) for name, m in load_mutants(assignment).items()
+    ]
     first_def = correct.index("\ndef ")
     broken = correct[:first_def] + "\ndef broken(:\n" + correct[first_def:]
     crash = "import os\nos._exit(3)\n" + correct

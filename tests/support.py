@@ -7,6 +7,7 @@ contain. Keeping bugs as patches keeps each one to the line that is wrong.
 
 from __future__ import annotations
 
+import importlib.util
 import textwrap
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,6 +38,17 @@ class Mutant:
                 raise AssertionError(f"mutant snippet found {count} times: {old!r}")
             source = source.replace(old, new)
         return source
+
+
+def load_mutants(assignment: str) -> dict[str, Mutant]:
+    """The `MUTANTS` of tests/fixtures/ASSIGNMENT/mutants.py (none if the file is absent)."""
+    path = FIXTURES / assignment / "mutants.py"
+    if not path.exists():
+        return {}
+    spec = importlib.util.spec_from_file_location(f"mutants_{assignment}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.MUTANTS
 
 
 TOML = 'title = "Toy"\npoints = 10\nfiles = ["toy.py"]\n[limits]\ncall_timeout_s = 2\n'

@@ -7,12 +7,11 @@ Fixtures live in tests/fixtures/ASSIGNMENT/: `correct/` (a full submission) and
 
 from __future__ import annotations
 
-import importlib.util
 import shutil
 from pathlib import Path
 
 import pytest
-from support import FIXTURES, ROOT, Mutant
+from support import FIXTURES, ROOT, load_mutants
 
 from grader.course import load_course
 from grader.runner import grade
@@ -21,17 +20,7 @@ COURSE = load_course(ROOT)
 ASSIGNMENTS = sorted(p.name for p in FIXTURES.iterdir() if (p / "correct").is_dir())
 
 
-def _mutants(assignment: str) -> dict[str, Mutant]:
-    path = FIXTURES / assignment / "mutants.py"
-    if not path.exists():
-        return {}
-    spec = importlib.util.spec_from_file_location(f"mutants_{assignment}", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.MUTANTS
-
-
-MUTANT_CASES = [(a, name) for a in ASSIGNMENTS for name in _mutants(a)]
+MUTANT_CASES = [(a, name) for a in ASSIGNMENTS for name in load_mutants(a)]
 
 
 @pytest.mark.parametrize("assignment", ASSIGNMENTS)
@@ -56,7 +45,7 @@ def test_untouched_stub_scores_zero_with_not_implemented(assignment: str) -> Non
 def test_mutant_fails_exactly_the_expected_checks(
     assignment: str, mutant_name: str, tmp_path: Path
 ) -> None:
-    mutant = _mutants(assignment)[mutant_name]
+    mutant = load_mutants(assignment)[mutant_name]
     correct = FIXTURES / assignment / "correct"
     submission = tmp_path / "submission"
     shutil.copytree(correct, submission)
