@@ -10,11 +10,9 @@ reports' job.
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import time
 from collections.abc import Callable
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import numpy as np
@@ -34,8 +32,6 @@ MARKERS = {
     "(or a function of the device name returning it)",
 }
 
-_references: dict[tuple[str, int, str], ModuleType] = {}
-
 
 class Credit:
     """Partial credit for a check that grades on a scale (e.g. accuracy thresholds)."""
@@ -52,22 +48,6 @@ class Credit:
 
 class GradeTimeLimit(Exception):
     """The grade's total time limit ran out before this check started."""
-
-
-def load_reference(path: Path, device: str) -> ModuleType:
-    """Import a reference solution once per file version and device (reused across grades)."""
-    from grader import torchref
-
-    torchref.set_device(device)
-    key = (str(path), path.stat().st_mtime_ns, device)
-    if key not in _references:
-        spec = importlib.util.spec_from_file_location(f"dl_grader_reference_{path.stem}", path)
-        if spec is None or spec.loader is None:
-            raise GraderError(f"cannot load reference solution {path}")
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-        _references[key] = module
-    return _references[key]
 
 
 def check_id(item: pytest.Item, checks_dir: Path) -> str:

@@ -24,6 +24,7 @@ import base64
 import contextlib
 import functools
 import hashlib
+import importlib.util
 import json
 import os
 import tempfile
@@ -44,6 +45,8 @@ from grader.sandbox.codec import NUMERIC_KINDS, Decoder, Encoder, ProtocolError,
 ANSWERS_FILE = "reference_answers.json"
 ANSWERS_FORMAT = "dl-grader reference answers"
 MEMORY_LIMIT_BYTES = 512 << 20
+
+_references: dict[tuple[str, int, str], types.ModuleType] = {}
 
 
 @dataclass
@@ -467,6 +470,22 @@ def _namespace(path: Path, device: str) -> str:
     return _namespaces[key]
 
 
+def load_reference(path: Path, device: str) -> types.ModuleType:
+    """Import a reference solution once per file version and device (reused across grades)."""
+    from grader import torchref
+
+    torchref.set_device(device)
+    key = (str(path), path.stat().st_mtime_ns, device)
+    if key not in _references:
+        spec = importlib.util.spec_from_file_location(f"dl_grader_reference_{path.stem}", path)
+        if spec is None or spec.loader is None:
+            raise GraderError(f"cannot load reference solution {path}")
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        _references[key] = module
+    return _references[key]
+
+
 def reference_for(assignment: Assignment, device: str) -> Any:
     """The `reference` fixture's value: the module, cached when a cache is active, or the
     recorded answers in a student bundle (which has no reference code)."""
@@ -474,8 +493,6 @@ def reference_for(assignment: Assignment, device: str) -> Any:
     answers = assignment.checks_dir / ANSWERS_FILE
     if not path.is_file() and answers.is_file():
         return RecordedReference(answers)
-    from grader.plugin import load_reference
-
     module = load_reference(path, device)
     if _active is None:
         return module
