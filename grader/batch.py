@@ -38,13 +38,13 @@ from grader.errors import BadInput
 from grader.pool import Job, Pool, Student, WorkerConfig
 from grader.refcache import CacheStats, write_atomic
 from grader.report.gradebook import (
-    CheckScore,
     Column,
     StudentResult,
     check_columns,
     gradebook_csv,
     summarize,
 )
+from grader.result import CheckResult
 from grader.runner import DEFAULT_SEED, grade, resolve_device
 from grader.sandbox.limits import Limits
 
@@ -230,7 +230,7 @@ def _document(
 def _row(document: dict[str, Any], graded_now: bool = False) -> StudentResult:
     batch = document["batch"]
     checks = tuple(
-        CheckScore(
+        CheckResult(
             id=str(t["id"]),
             name=str(t["name"]),
             score=float(t["score"]),

@@ -18,23 +18,12 @@ from typing import Any, NamedTuple
 from grader import __version__
 from grader.course import Assignment
 from grader.refcache import CacheStats
+from grader.result import CheckResult
 
 STATUSES = ("graded", "rejected", "error", "timeout", "crashed", "pending")
 HISTOGRAM_BINS = 10
 SHOWN_SLOWEST = 5
 SHOWN_FAILED_CHECKS = 5
-
-
-@dataclass(frozen=True)
-class CheckScore:
-    """One check's outcome for one student, as the gradebook needs it."""
-
-    id: str
-    name: str
-    score: float
-    max_score: float
-    status: str
-    hidden: bool
 
 
 class Column(NamedTuple):
@@ -57,7 +46,7 @@ class StudentResult:
     percent: float = 0.0
     message: str = ""
     duration_s: float = 0.0
-    checks: tuple[CheckScore, ...] = ()
+    checks: tuple[CheckResult, ...] = ()
     graded_now: bool = False
 
 
