@@ -164,7 +164,6 @@ class Sandbox:
         self._channel: Channel | None = None
         self._drainer: threading.Thread | None = None
         self._module_handle: Handle | None = None
-        self._ready = False
 
     # -- lifecycle --------------------------------------------------------------------------
 
@@ -235,11 +234,8 @@ class Sandbox:
         self.starts += 1
         self._channel = Channel(from_worker_r, to_worker_w)
         self._drainer = self.output.drain(self._process.stdout)
-        self._ready = False
 
     def _await_ready(self) -> None:
-        if self._ready:
-            return
         assert self._channel is not None
         timeout = min(self.limits.import_timeout_s, self._remaining())
         try:
@@ -266,7 +262,6 @@ class Sandbox:
                 self.protections = {str(k): str(v) for k, v in protections.items()}
             methods = tuple(str(m) for m in header["module"])
             self._module_handle = Handle(0, self.module, methods)
-            self._ready = True
             return
         if header.get("op") == "import_error":
             error = StudentException(f"importing {self.module}.py", header)
@@ -305,7 +300,6 @@ class Sandbox:
             self._drainer.join(timeout=5)
         self.generation += 1
         self._module_handle = None
-        self._ready = False
         return code
 
     def close(self) -> None:
