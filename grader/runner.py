@@ -46,10 +46,15 @@ UNUSED_PYTEST_PLUGINS = (
 )
 
 
-def resolve_device(device: str) -> str:
-    """ "auto" becomes "cuda" when a CUDA GPU is usable, else "cpu"."""
+def check_device_name(device: str) -> None:
+    """Refuse a device name before any work is started for it."""
     if device not in DEVICES:
         raise BadInput(f"unknown device '{device}' (choose from {', '.join(DEVICES)}).")
+
+
+def resolve_device(device: str) -> str:
+    """ "auto" becomes "cuda" when a CUDA GPU is usable, else "cpu"."""
+    check_device_name(device)
     import torch
 
     if device == "cuda" and not torch.cuda.is_available():
@@ -154,8 +159,7 @@ def grade(
     course = course or load_course()
     assignment = course.assignment(assignment_name)
     limits = limits or assignment.limits
-    if device not in DEVICES:
-        raise BadInput(f"unknown device '{device}' (choose from {', '.join(DEVICES)}).")
+    check_device_name(device)
     source = Path(submission) if submission is not None else Path.cwd()
     with tempfile.TemporaryDirectory(prefix="dl-grader-") as workdir:
         prepared = prepare(source, assignment, Path(workdir))
