@@ -12,7 +12,8 @@ it did, so grading still works on macOS, old kernels or locked-down containers a
 * network: a new network namespace (root or unprivileged user namespaces), else Landlock's
   TCP rules (ABI >= 4) deny every connect and bind;
 * signals (Landlock ABI >= 6): the worker cannot signal processes outside its sandbox;
-* no-new-privileges, always where prctl exists.
+* no-new-privileges, always where prctl exists;
+* privileges: a root worker switches to a uid of its own (`grader.sandbox.privileges`).
 
 This module runs inside the worker: standard library only.
 """
@@ -25,6 +26,8 @@ import platform
 import site
 import sys
 import sysconfig
+
+from grader.sandbox.privileges import drop_privileges
 
 SYSCALLS = {"x86_64": (444, 445, 446), "aarch64": (444, 445, 446)}
 PR_SET_NO_NEW_PRIVS = 38
@@ -106,8 +109,53 @@ def readable_roots(grader_package: str) -> list[str]:
     return sorted(r for r in roots if r and os.path.exists(r))
 
 
+def read_rules(roots: list[str], hidden: str) -> list[tuple[str, int]]:
+    """Read-only rules for `roots`, leaving the files under `hidden` unreadable.
+
+    Landlock only adds rights, so a root that holds `hidden` (site-packages holding an
+    installed grader, whose package data includes the MNIST sample and its test labels) is
+    opened child by child, skipping the branch that leads to `hidden`. Folders on that path
+    stay listable; their files other than the skipped branch stay readable.
+    """
+    hidden = os.path.realpath(hidden)
+    rules: dict[str, int] = {}
+
+    def add(real: str) -> None:
+        if real == hidden:
+            return
+        if not hidden.startswith(real.rstrip(os.sep) + os.sep):
+            rules[real] = READ_ONLY
+            return
+        rules.setdefault(real, FS_READ_DIR)
+        with os.scandir(real) as entries:
+            for entry in entries:
+                add(os.path.realpath(entry.path) if entry.is_symlink() else entry.path)
+
+    for root in roots:
+        add(os.path.realpath(root))
+    return sorted(rules.items())
+
+
+ALL_RIGHTS = -1  # every right the kernel handles
+
+
+def filesystem_rules(writable: str, grader_package: str) -> list[tuple[str, int]]:
+    """What the worker may touch: read its runtime (not the grader's data), write its folder."""
+    package = os.path.dirname(os.path.realpath(grader_package))
+    rules = read_rules(readable_roots(grader_package), hidden=package)
+    rules.append((grader_package, READ_ONLY))
+    rules += [(path, ALL_RIGHTS) for path in DEVICE_DIRS + SHARED_MEMORY if os.path.isdir(path)]
+    rules.append((writable, ALL_RIGHTS))
+    return rules
+
+
 def restrict_filesystem(abi: int, writable: str, grader_package: str, block_tcp: bool) -> str:
-    """Apply the Landlock ruleset to this process (irreversible)."""
+    """Apply the worker's Landlock ruleset to this process (irreversible)."""
+    return apply_landlock(abi, filesystem_rules(writable, grader_package), block_tcp)
+
+
+def apply_landlock(abi: int, rules: list[tuple[str, int]], block_tcp: bool) -> str:
+    """Allow only `rules` (path, rights) from now on, in this process and its children."""
     libc = _libc()
     numbers = SYSCALLS.get(platform.machine())
     if abi <= 0 or libc is None or numbers is None:
@@ -131,11 +179,6 @@ def restrict_filesystem(abi: int, writable: str, grader_package: str, block_tcp:
     ruleset = libc.syscall(create, ctypes.byref(attr), ctypes.c_size_t(size), ctypes.c_uint32(0))
     if ruleset < 0:
         return f"failed: {os.strerror(ctypes.get_errno())}"
-    everything = handled
-    rules = [(path, READ_ONLY) for path in readable_roots(grader_package)]
-    rules += [(path, everything) for path in DEVICE_DIRS if os.path.isdir(path)]
-    rules += [(path, everything) for path in SHARED_MEMORY if os.path.isdir(path)]
-    rules.append((writable, everything))
     try:
         for path, rights in rules:
             _add_path_rule(libc, add_rule, ruleset, path, rights & handled)
@@ -180,4 +223,6 @@ def harden(writable: str, grader_package: str, enabled: bool = True) -> dict[str
         else "unavailable: needs Landlock ABI 6"
     )  # fmt: skip
     report["no_new_privileges"] = no_new_privileges()
+    landlock_on = report["filesystem"].startswith("active")
+    report["privileges"] = drop_privileges(writable, grader_package, landlock_on)
     return report

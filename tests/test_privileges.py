@@ -1,0 +1,115 @@
+"""A grader running as root hands the worker a uid of its own, so root's powers stay outside."""
+
+from __future__ import annotations
+
+import os
+import stat
+from pathlib import Path
+
+import pytest
+
+from grader.sandbox.limits import Limits
+from grader.sandbox.privileges import (
+    CAP_DAC_READ_SEARCH,
+    is_root,
+    python_readable_by_others,
+    world_readable,
+)
+from grader.sandbox.proxy import Sandbox, SubmissionProxy
+
+PROBE = """
+import os, time
+
+
+def identity():
+    status = dict(
+        line.split(":\\t", 1) for line in open("/proc/self/status").read().splitlines()
+        if ":\\t" in line
+    )
+    return [os.getuid(), os.geteuid(), os.getgid(), os.getgroups(), int(status["CapEff"], 16)]
+
+
+def write_here():
+    with open("scratch.txt", "w") as f:
+        f.write("mine")
+    return open("scratch.txt").read()
+
+
+def fork_many(n):
+    started = 0
+    for _ in range(n):
+        try:
+            pid = os.fork()
+        except OSError:
+            break
+        if pid == 0:
+            time.sleep(30)
+            os._exit(0)
+        started += 1
+    return started
+"""
+
+
+@pytest.fixture
+def worker(tmp_path: Path):
+    folder = tmp_path / "submission"
+    folder.mkdir()
+    (folder / "probe.py").write_text(PROBE)
+    box = Sandbox(folder, "probe", Limits(call_timeout_s=10.0, processes=20))
+    yield SubmissionProxy(box), box
+    box.close()
+
+
+def unprivileged(box: Sandbox) -> bool:
+    """Whether the worker runs without root; if not, the only accepted reason must hold."""
+    state = box.protections["privileges"]
+    if state.startswith("unavailable"):
+        grader_package = str(Path(__file__).parents[1] / "grader" / "sandbox")
+        assert not box.protections["filesystem"].startswith("active"), state
+        assert not python_readable_by_others(grader_package), state
+        return False
+    assert state.startswith("active" if is_root() else "not needed"), state
+    return True
+
+
+def test_the_worker_never_runs_as_root(worker):
+    proxy, box = worker
+    uid, euid, gid, groups, capabilities = proxy.identity()
+    if not unprivileged(box):
+        assert uid == 0
+        return
+    if not is_root():
+        assert uid == os.getuid()
+        return
+    assert uid != 0 and euid != 0 and gid != 0
+    assert groups == []
+    assert capabilities & ~(1 << CAP_DAC_READ_SEARCH) == 0
+
+
+def test_the_worker_still_writes_its_own_folder(worker):
+    proxy, _ = worker
+    assert proxy.write_here() == "mine"
+
+
+def test_the_process_count_limit_binds_the_worker(worker):
+    proxy, box = worker
+    started = proxy.fork_many(60)
+    if unprivileged(box):
+        assert started < 20
+
+
+def test_world_readable_needs_every_folder_above_to_be_searchable(tmp_path: Path):
+    inner = tmp_path / "outer" / "inner"
+    inner.mkdir(parents=True)
+    target = inner / "lib.py"
+    target.write_text("x = 1\n")
+    for path in (tmp_path, tmp_path / "outer", inner):
+        path.chmod(0o755)
+    target.chmod(0o644)
+    above_open = all(os.stat(p).st_mode & stat.S_IXOTH for p in tmp_path.parents)
+    assert world_readable(str(target)) == above_open
+    (tmp_path / "outer").chmod(0o700)
+    assert not world_readable(str(target))
+    (tmp_path / "outer").chmod(0o755)
+    target.chmod(0o600)
+    assert not world_readable(str(target))
