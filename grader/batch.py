@@ -28,13 +28,14 @@ import json
 import os
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from grader import __version__
 from grader.course import Assignment, Course, load_course
 from grader.errors import BadInput
+from grader.fingerprint import checks_hash, options_hash
 from grader.pool import Job, Pool, Student, WorkerConfig
 from grader.refcache import CacheStats, write_atomic
 from grader.report.gradebook import (
@@ -153,30 +154,6 @@ def source_hash(path: Path) -> str | None:
     except OSError:
         return None
     return digest.hexdigest()
-
-
-def checks_hash(assignment: Assignment) -> str:
-    """SHA-256 of what decides a grade besides the submission: assignment.toml, every check,
-    the reference solution (or a bundle's recorded answers)."""
-    digest = hashlib.sha256()
-    paths = [assignment.folder / "assignment.toml", assignment.reference_path]
-    if assignment.checks_dir.is_dir():
-        paths += sorted(
-            p
-            for p in assignment.checks_dir.rglob("*")
-            if p.is_file() and "__pycache__" not in p.parts
-        )
-    for path in paths:
-        digest.update(path.name.encode() + b"\0")
-        digest.update(path.read_bytes() if path.is_file() else b"<missing>")
-        digest.update(b"\0")
-    return digest.hexdigest()
-
-
-def options_hash(seed: int, device: str, public_only: bool, limits: Limits) -> str:
-    """SHA-256 of the options that change a grade."""
-    options = {"seed": seed, "device": device, "public_only": public_only, **asdict(limits)}
-    return hashlib.sha256(json.dumps(options, sort_keys=True).encode()).hexdigest()
 
 
 # -- result files ---------------------------------------------------------------------------
@@ -412,6 +389,7 @@ def grade_batch(
                 threads=max(1, (os.cpu_count() or 1) // jobs),
                 parent_pid=os.getpid(),
                 grade_function=grade_function,
+                journal_dir=output / ".journal",
             )
             timeout_s = watchdog_s or (
                 limits.total_timeout_s + limits.import_timeout_s + WATCHDOG_GRACE_S

@@ -73,6 +73,7 @@ class WorkerConfig:
     threads: int
     parent_pid: int
     grade_function: Callable[..., Any] = grade
+    journal_dir: Path | None = None
 
 
 @dataclass
@@ -144,6 +145,7 @@ def _grade_one(student: Student, config: WorkerConfig, course: Course) -> dict[s
             device=config.device,
             public_only=config.public_only,
             limits=config.limits,
+            journal_dir=config.journal_dir,
         )
     except BadInput as error:
         return _failure("rejected", str(error), started)

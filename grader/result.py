@@ -51,6 +51,8 @@ class Grade:
     worker: dict[str, Any] = field(default_factory=dict)
     hidden_visibility: str = "after_published"
     """When students may see hidden checks' results (LMS formats), from assignment.toml."""
+    resumed_checks: int = 0
+    """Checks reported from the journal of an interrupted run instead of being run again."""
 
     @property
     def score(self) -> float:

@@ -22,7 +22,9 @@ import pytest
 from grader import __version__
 from grader.course import Assignment, Course, load_course
 from grader.errors import BadInput, GraderError
+from grader.fingerprint import checks_hash, options_hash
 from grader.forbidden import scan
+from grader.journal import Journal
 from grader.plugin import GradePlugin
 from grader.result import CheckResult, Grade, SubmissionInfo
 from grader.sandbox.limits import Limits
@@ -153,8 +155,13 @@ def grade(
     limits: Limits | None = None,
     on_result: Callable[[CheckResult], None] | None = None,
     on_start: Callable[[str, float], None] | None = None,
+    journal_dir: Path | None = None,
 ) -> Grade:
-    """Grade the submission at `submission` (default: the current folder) and return the Grade."""
+    """Grade the submission at `submission` (default: the current folder) and return the Grade.
+
+    With `journal_dir`, each finished check is journaled there as it completes, and checks
+    that an interrupted run of the same grade finished are reported from its journal.
+    """
     started = time.monotonic()
     course = course or load_course()
     assignment = course.assignment(assignment_name)
@@ -172,20 +179,40 @@ def grade(
             )
         sandbox.spawn()
         sandbox.deadline = started + limits.total_timeout_s
+        journal: Journal | None = None
         try:
             device = resolve_device(device)  # imports torch while the worker starts
+            if journal_dir is not None:
+                options = {"seed": seed, "device": device, "public_only": public_only}
+                identity = {
+                    "assignment": assignment.name,
+                    "grader_version": __version__,
+                    "checks_sha256": checks_hash(assignment),
+                    "options_sha256": options_hash(seed, device, public_only, limits),
+                    "submission_sha256": prepared.sha256,
+                    **options,
+                    "keyword": keyword,
+                }
+                journal = _open_journal(Path(journal_dir), identity)
             plugin = GradePlugin(
                 assignment,
                 sandbox,
                 seed=seed,
                 device=device,
                 deadline=sandbox.deadline,
-                on_result=on_result,
+                on_result=_journaling(journal, on_result),
                 on_start=on_start,
+                resumed=journal.resumed if journal else {},
             )
             run_checks(assignment, plugin, public_only=public_only, keyword=keyword)
+        except BaseException:
+            if journal is not None:
+                journal.close(completed=False)
+            raise
         finally:
             sandbox.close()
+        if journal is not None:
+            journal.close(completed=True)
     return Grade(
         assignment=assignment.name,
         title=assignment.title,
@@ -203,4 +230,31 @@ def grade(
             "protections": sandbox.protections,
         },
         hidden_visibility=assignment.hidden_visibility,
+        resumed_checks=len(plugin.resumed),
     )
+
+
+def _open_journal(folder: Path, identity: dict) -> Journal | None:
+    """The grade's journal, holding what an interrupted run finished; None if it cannot be
+    written (the grade then runs without one, as it would have before journals existed)."""
+    journal = Journal(folder, identity)
+    try:
+        journal.start(journal.finished())
+    except OSError:
+        return None
+    return journal
+
+
+def _journaling(
+    journal: Journal | None, on_result: Callable[[CheckResult], None] | None
+) -> Callable[[CheckResult], None] | None:
+    if journal is None:
+        return on_result
+
+    def record(result: CheckResult) -> None:
+        if result.id not in journal.resumed:
+            journal.record(result)
+        if on_result is not None:
+            on_result(result)
+
+    return record

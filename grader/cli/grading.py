@@ -147,6 +147,7 @@ def run(
         submission = default if default.is_dir() else Path.cwd()
     grades = []
     activate(ReferenceCache(data_dir() / "reference-cache"))
+    journal_dir = data_dir() / "journal" if repeat == 1 else None  # repeats must rerun
     for _ in range(repeat):
         progress = LiveProgress(Console(stderr=True))
         with progress.shown():
@@ -161,10 +162,16 @@ def run(
                     keyword=keyword,
                     on_result=progress.on_result,
                     on_start=progress.on_start,
+                    journal_dir=journal_dir,
                 )
             )
     activate(None)
     result = grades[0]
+    if result.resumed_checks:
+        click.echo(
+            f"Resumed {result.resumed_checks} check(s) that an interrupted run had finished.",
+            err=True,
+        )
     if output is not None:
         reports = [(fmt, output), *reports]
     emit(result, reports, fmt if output is None else "table", verbose)
