@@ -35,7 +35,7 @@ from typing import Any
 from grader import __version__
 from grader.course import Assignment, Course, load_course
 from grader.errors import BadInput
-from grader.fingerprint import checks_hash, options_hash
+from grader.fingerprint import grade_fingerprint
 from grader.pool import Job, Pool, Student, WorkerConfig
 from grader.refcache import CacheStats, write_atomic
 from grader.report.gradebook import (
@@ -311,11 +311,7 @@ def grade_batch(
         raise BadInput(f"cannot create {output}: {error.strerror or error}") from error
     _remove_torn_files(output, formats)
 
-    base = {
-        "checks_sha256": checks_hash(assignment),
-        "grader_version": __version__,
-        "options_sha256": options_hash(seed, device, public_only, limits),
-    }
+    base = grade_fingerprint(assignment, seed, device, public_only, limits)
     options = {"seed": seed, "device": device, "public_only": public_only}
     rows: dict[str, StudentResult] = {}
     tasks: list[Job] = []

@@ -7,6 +7,7 @@ import hashlib
 import json
 from dataclasses import asdict
 
+from grader import __version__
 from grader.course import Assignment
 from grader.sandbox.limits import Limits
 
@@ -33,3 +34,14 @@ def options_hash(seed: int, device: str, public_only: bool, limits: Limits) -> s
     """SHA-256 of the options that change a grade."""
     options = {"seed": seed, "device": device, "public_only": public_only, **asdict(limits)}
     return hashlib.sha256(json.dumps(options, sort_keys=True).encode()).hexdigest()
+
+
+def grade_fingerprint(
+    assignment: Assignment, seed: int, device: str, public_only: bool, limits: Limits
+) -> dict[str, str]:
+    """Everything but the submission that a saved result must match to still hold."""
+    return {
+        "checks_sha256": checks_hash(assignment),
+        "grader_version": __version__,
+        "options_sha256": options_hash(seed, device, public_only, limits),
+    }

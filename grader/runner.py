@@ -22,13 +22,13 @@ import pytest
 from grader import __version__
 from grader.course import Assignment, Course, load_course
 from grader.errors import BadInput, GraderError
-from grader.fingerprint import checks_hash, options_hash
+from grader.fingerprint import grade_fingerprint
 from grader.forbidden import scan
 from grader.journal import Journal
 from grader.plugin import GradePlugin
 from grader.result import CheckResult, Grade, SubmissionInfo
 from grader.sandbox.limits import Limits
-from grader.sandbox.proxy import Sandbox
+from grader.sandbox.proxy import Sandbox, StudentError
 from grader.submission import prepare
 
 DEFAULT_SEED = 1234
@@ -183,14 +183,10 @@ def grade(
         try:
             device = resolve_device(device)  # imports torch while the worker starts
             if journal_dir is not None:
-                options = {"seed": seed, "device": device, "public_only": public_only}
                 identity = {
                     "assignment": assignment.name,
-                    "grader_version": __version__,
-                    "checks_sha256": checks_hash(assignment),
-                    "options_sha256": options_hash(seed, device, public_only, limits),
+                    **grade_fingerprint(assignment, seed, device, public_only, limits),
                     "submission_sha256": prepared.sha256,
-                    **options,
                     "keyword": keyword,
                 }
                 journal = _open_journal(Path(journal_dir), identity)
@@ -205,6 +201,9 @@ def grade(
                 resumed=journal.resumed if journal else {},
             )
             run_checks(assignment, plugin, public_only=public_only, keyword=keyword)
+            if plugin.resumed and not sandbox.protections:
+                with contextlib.suppress(StudentError):  # all resumed: still say what protects
+                    sandbox.module_handle()
         except BaseException:
             if journal is not None:
                 journal.close(completed=False)

@@ -82,6 +82,28 @@ def test_an_interrupted_grade_resumes_where_it_stopped(course, make_submission, 
     assert again.resumed_checks == 0
 
 
+def test_a_grade_resumed_in_full_still_reports_its_protections(
+    course, make_submission, tmp_path: Path
+):
+    submission = make_submission("assignment1")
+    clean = grade("assignment1", submission, course=course, device="cpu")
+    seen: list[CheckResult] = []
+
+    def interrupt_after_the_last(check: CheckResult) -> None:
+        seen.append(check)
+        if len(seen) == len(clean.tests):
+            raise KeyboardInterrupt
+
+    journal_dir = tmp_path / "journal"
+    with pytest.raises(KeyboardInterrupt):
+        grade("assignment1", submission, course=course, device="cpu",
+              journal_dir=journal_dir, on_result=interrupt_after_the_last)  # fmt: skip
+    resumed = grade("assignment1", submission, course=course, device="cpu", journal_dir=journal_dir)
+    assert resumed.resumed_checks == len(clean.tests)
+    assert resumed.worker["protections"] == clean.worker["protections"] != {}
+    assert resumed.worker["limits"] == clean.worker["limits"] != []
+
+
 def test_a_changed_submission_is_not_resumed(course, make_submission, tmp_path: Path):
     submission = make_submission("assignment1")
     journal_dir = tmp_path / "journal"
