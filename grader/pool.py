@@ -1,9 +1,10 @@
 """Long-lived grading processes for a batch: each grades one submission after another.
 
 A `Pool` keeps N processes busy. Each is `python -c` running `worker_main`: it imports torch
-once, activates the batch's reference cache, then grades the students it is sent with
-`grader.runner.grade` (every submission still gets its own sandboxed worker) and replies
-with the JSON report, the requested extra formats, or a status and message for a
+once, starts a fork server (`grader.sandbox.forkserver`), activates the batch's reference
+cache, then grades the students it is sent with `grader.runner.grade` (every submission
+still gets its own sandboxed worker, forked from the template instead of started anew) and
+replies with the JSON report, the requested extra formats, or a status and message for a
 submission that could not be graded. The pool's watchdog stops a process that runs past its
 time and reports a process that dies; either costs one student a row, never the batch. The
 processes run in their own session (Ctrl-C is the batch's to handle) and, on Linux, receive
@@ -35,6 +36,7 @@ from grader.refcache import CacheStats, ReferenceCache, activate
 from grader.report import FORMATS
 from grader.runner import grade
 from grader.sandbox.limits import Limits
+from grader.sandbox.proxy import use_fork_server
 
 STARTUP_TIMEOUT_S = 180.0
 READY = {"op": "ready"}
@@ -113,6 +115,7 @@ def worker_main(fd: int) -> None:
         sys.path[:] = list(dict.fromkeys([*conn.recv(), *sys.path]))
         config: WorkerConfig = conn.recv()
         _die_with_parent(config.parent_pid)
+        use_fork_server()  # each student's worker is forked, not started from scratch
         import torch
 
         torch.set_num_threads(config.threads)

@@ -30,6 +30,7 @@ from grader.report.markdown import append_step_summary
 from grader.report.table import renderables
 from grader.result import CheckResult, Grade
 from grader.runner import grade
+from grader.sandbox.proxy import use_fork_server
 
 
 class LiveProgress:
@@ -148,6 +149,8 @@ def run(
     grades = []
     activate(ReferenceCache(data_dir() / "reference-cache"))
     journal_dir = data_dir() / "journal" if repeat == 1 else None  # repeats must rerun
+    if repeat > 1:
+        use_fork_server()  # the first grade starts its worker anew; the others are forked
     for _ in range(repeat):
         progress = LiveProgress(Console(stderr=True))
         with progress.shown():

@@ -1,9 +1,10 @@
 """The trusted side of the sandbox: start a worker, make calls into it, survive anything.
 
-`Sandbox` owns one submission's worker process: it spawns it (fresh interpreter, never
-forked from a process that touched CUDA), sends calls, answers callbacks, syncs in-place
-changes back into the caller's arrays and dicts, and turns timeouts, crashes and garbage
-into `StudentError`s. A dead worker is restarted on the next call. `RemoteObject` makes an
+`Sandbox` owns one submission's worker process: it spawns it (a fresh interpreter, or a fork
+of the fork server's template, never a process that touched CUDA) in a private folder
+holding a copy of the submission, sends calls, answers callbacks, syncs in-place changes
+back into the caller's arrays and dicts, and turns timeouts, crashes and garbage into
+`StudentError`s. A dead worker is restarted on the next call. `RemoteObject` makes an
 object in the worker look local: `layer.forward(x)`, `layer.dW`, `layer.W = w`.
 """
 
@@ -12,9 +13,11 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -23,6 +26,7 @@ from typing import Any
 
 import numpy as np
 
+from grader.sandbox import forkserver
 from grader.sandbox.codec import (
     Callback,
     Channel,
@@ -33,6 +37,7 @@ from grader.sandbox.codec import (
     Handle,
     ProtocolError,
 )
+from grader.sandbox.forkserver import ForkedWorker
 from grader.sandbox.limits import Limits
 
 GRADER_ROOT = str(Path(__file__).resolve().parent.parent.parent)
@@ -42,6 +47,28 @@ BOOTSTRAP = (
 )
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 PASSED_VARIABLES = ("CUDA_VISIBLE_DEVICES",)  # the worker trains on the GPU the grader was given
+
+
+def worker_environment(home: Path | None) -> dict[str, str]:
+    """A worker's whole environment: nothing of the grader's but the path and the GPU choice."""
+    env = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "LANG": "C.UTF-8",
+        **dict.fromkeys(THREAD_VARIABLES, "1"),
+        **{k: os.environ[k] for k in PASSED_VARIABLES if k in os.environ},
+    }
+    if home is not None:
+        env["HOME"] = env["TMPDIR"] = str(home)
+    return env
+
+
+def use_fork_server() -> bool:
+    """Fork this process's workers from a template from now on (see `forkserver`); False
+    where the platform cannot."""
+    if not forkserver.supported():
+        return False
+    forkserver.enable(GRADER_ROOT, worker_environment(None))
+    return True
 
 
 class StudentError(Exception):
@@ -160,10 +187,11 @@ class Sandbox:
         self.applied_limits: list[str] = []
         self.protections: dict[str, str] = {}
         self.import_failure: StudentError | None = None
-        self._process: subprocess.Popen | None = None
+        self._process: subprocess.Popen | ForkedWorker | None = None
         self._channel: Channel | None = None
         self._drainer: threading.Thread | None = None
         self._module_handle: Handle | None = None
+        self._folder: Path | None = None
 
     # -- lifecycle --------------------------------------------------------------------------
 
@@ -186,30 +214,41 @@ class Sandbox:
             self._spawn()
         self._await_ready()
 
+    def _prepare_folder(self) -> Path:
+        """A private folder for the next worker: a fresh copy of the submission and a home.
+
+        The worker may write this folder and nothing else, and a root grader hands it to
+        the worker's uid, so it must never be a folder someone else uses: hence a copy.
+        """
+        self._remove_folder()
+        folder = Path(tempfile.mkdtemp(prefix="dl-grader-worker-"))
+        self._folder = folder
+        shutil.copytree(self.submission_dir, folder / "submission", symlinks=True)
+        (folder / "home").mkdir()
+        return folder
+
+    def _remove_folder(self) -> None:
+        if self._folder is not None:
+            shutil.rmtree(self._folder, ignore_errors=True)
+            self._folder = None
+
     def _spawn(self) -> None:
+        folder = self._prepare_folder()
+        submission = folder / "submission"
         to_worker_r, to_worker_w = os.pipe()
         from_worker_r, from_worker_w = os.pipe()
         config = {
             "read_fd": to_worker_r,
             "write_fd": from_worker_w,
-            "submission_dir": str(self.submission_dir),
+            "submission_dir": str(submission),
             "module": self.module,
             "grader_root": GRADER_ROOT,
             "limits": self.limits.for_worker(),
             "forbidden_imports": list(self.forbidden_imports),
         }
-        home = self.submission_dir.parent / "home"
-        home.mkdir(exist_ok=True)
-        env = {
-            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-            "HOME": str(home),
-            "TMPDIR": str(home),
-            "LANG": "C.UTF-8",
-            **dict.fromkeys(THREAD_VARIABLES, "1"),
-            **{k: os.environ[k] for k in PASSED_VARIABLES if k in os.environ},
-        }
+        env = worker_environment(folder / "home")
         try:
-            self._process = subprocess.Popen(
+            self._process = self._fork(config, env) or subprocess.Popen(
                 [
                     sys.executable,
                     "-I",
@@ -223,7 +262,7 @@ class Sandbox:
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.STDOUT,
-                cwd=self.submission_dir,
+                cwd=submission,
                 env=env,
                 pass_fds=(to_worker_r, from_worker_w),
                 start_new_session=True,
@@ -234,6 +273,22 @@ class Sandbox:
         self.starts += 1
         self._channel = Channel(from_worker_r, to_worker_w)
         self._drainer = self.output.drain(self._process.stdout)
+
+    def _fork(self, config: dict[str, Any], env: dict[str, str]) -> ForkedWorker | None:
+        """The worker forked from this process's template, if one is enabled and ready."""
+        server = forkserver.current()
+        if server is None:
+            return None
+        output_r, output_w = os.pipe()
+        fds = [config["read_fd"], config["write_fd"], output_w]
+        try:
+            pid = server.spawn(config, env, config["submission_dir"], fds)
+        finally:
+            os.close(output_w)
+        if pid is None:
+            os.close(output_r)
+            return None
+        return ForkedWorker(server, pid, os.fdopen(output_r, "rb"))
 
     def _await_ready(self) -> None:
         assert self._channel is not None
@@ -290,6 +345,8 @@ class Sandbox:
                     os.kill(pid, signal.SIGKILL)
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(process.pid, signal.SIGKILL)
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(process.pid, signal.SIGKILL)  # a fork may not have its own group yet
         code = process.wait()
         if self._channel is not None:
             for fd in (self._channel.read_fd, self._channel.write_fd):
@@ -303,8 +360,9 @@ class Sandbox:
         return code
 
     def close(self) -> None:
-        """Stop the worker and everything it started."""
+        """Stop the worker and everything it started, and remove its folder."""
         self._kill()
+        self._remove_folder()
 
     def _remaining(self) -> float:
         if self.deadline is None:
