@@ -16,7 +16,6 @@ This module knows nothing of result files or gradebooks: `grader.batch` does.
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import multiprocessing.connection
 import os
 import signal
@@ -35,6 +34,7 @@ from grader.errors import BadInput, GraderError
 from grader.refcache import CacheStats, ReferenceCache, activate
 from grader.report import FORMATS
 from grader.runner import grade
+from grader.sandbox.libc import die_with_parent
 from grader.sandbox.limits import Limits
 from grader.sandbox.proxy import use_fork_server
 
@@ -89,10 +89,7 @@ class Job:
 
 def _die_with_parent(parent_pid: int) -> None:
     """Ask Linux to SIGTERM this process when the batch dies (even by kill -9)."""
-    if sys.platform.startswith("linux"):
-        with contextlib.suppress(OSError, AttributeError):
-            libc = ctypes.CDLL(None, use_errno=True)
-            libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    die_with_parent(signal.SIGTERM)
     if os.getppid() != parent_pid:
         os._exit(0)
 

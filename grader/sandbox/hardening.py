@@ -27,6 +27,7 @@ import site
 import sys
 import sysconfig
 
+from grader.sandbox.libc import c_library
 from grader.sandbox.privileges import drop_privileges
 
 SYSCALLS = {"x86_64": (444, 445, 446), "aarch64": (444, 445, 446)}
@@ -59,18 +60,9 @@ class _PathBeneathAttr(ctypes.Structure):
     _fields_ = (("allowed_access", ctypes.c_uint64), ("parent_fd", ctypes.c_int32))
 
 
-def _libc() -> ctypes.CDLL | None:
-    if sys.platform != "linux":
-        return None
-    try:
-        return ctypes.CDLL(None, use_errno=True)
-    except OSError:
-        return None
-
-
 def landlock_abi() -> int:
     """The kernel's Landlock ABI version, or 0 where Landlock is unavailable."""
-    libc = _libc()
+    libc = c_library()
     numbers = SYSCALLS.get(platform.machine())
     if libc is None or numbers is None:
         return 0
@@ -79,7 +71,7 @@ def landlock_abi() -> int:
 
 
 def no_new_privileges() -> str:
-    libc = _libc()
+    libc = c_library()
     if libc is None:
         return "unavailable: not Linux"
     if libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0:
@@ -89,7 +81,7 @@ def no_new_privileges() -> str:
 
 def isolate_network() -> str:
     """Move the worker into an empty network namespace (no interfaces, not even loopback up)."""
-    libc = _libc()
+    libc = c_library()
     if libc is None:
         return "unavailable: not Linux"
     if libc.unshare(CLONE_NEWNET) == 0:
@@ -156,7 +148,7 @@ def restrict_filesystem(abi: int, writable: str, grader_package: str, block_tcp:
 
 def apply_landlock(abi: int, rules: list[tuple[str, int]], block_tcp: bool) -> str:
     """Allow only `rules` (path, rights) from now on, in this process and its children."""
-    libc = _libc()
+    libc = c_library()
     numbers = SYSCALLS.get(platform.machine())
     if abi <= 0 or libc is None or numbers is None:
         return "unavailable: no Landlock on this kernel"

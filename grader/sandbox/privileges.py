@@ -21,6 +21,8 @@ import stat
 import sys
 import sysconfig
 
+from grader.sandbox.libc import c_library
+
 CAP_DAC_READ_SEARCH = 2
 PR_SET_KEEPCAPS = 8
 PR_CAPBSET_DROP = 24
@@ -127,7 +129,9 @@ def drop_privileges(writable: str, grader_package: str, landlock_active: bool) -
     uid = worker_uid()
     if uid is None:
         return "unavailable: this user namespace maps no unprivileged uid"
-    libc = ctypes.CDLL(None, use_errno=True)
+    libc = c_library()
+    if libc is None:
+        return "unavailable: the C library cannot be loaded"
     try:
         _give_to(writable, uid)
         _drop_bounding_set(libc, keep)

@@ -17,7 +17,6 @@ socket closes or its parent dies. Standard library and the worker's own imports 
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import json
 import os
 import random
@@ -28,14 +27,14 @@ import traceback
 import numpy as np
 
 from grader.sandbox import worker
+from grader.sandbox.libc import die_with_parent
 
-PR_SET_PDEATHSIG = 1
 MAX_MESSAGE = 1 << 20
 
 
 def main(fd: int) -> None:
     """Serve spawn and wait requests on the socket `fd` until it closes."""
-    _die_with_parent()
+    die_with_parent()
     channel = socket.socket(fileno=fd)
     channel.send(b'{"op": "ready"}')
     while True:
@@ -99,10 +98,3 @@ def _become_worker(request: dict, fds: list[int]) -> None:
             with contextlib.suppress(Exception):  # the student may have replaced or closed it
                 stream.flush()
         os._exit(code)
-
-
-def _die_with_parent() -> None:
-    if not sys.platform.startswith("linux"):
-        return
-    with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL(None).prctl(PR_SET_PDEATHSIG, 9, 0, 0, 0)
