@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import platform
 import sys
-import tempfile
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from grader import __version__
 from grader.sandbox.limits import Limits
 from grader.sandbox.proxy import Sandbox, StudentError, SubmissionProxy
+from grader.scratch import ScratchFolder
 
 
 @dataclass(frozen=True)
@@ -47,8 +46,8 @@ def probe() -> Diagnosis:
         "platform": f"{platform.system()} {platform.release()} {platform.machine()}",
         **_torch_facts(),
     }
-    with tempfile.TemporaryDirectory(prefix="dl-grader-doctor-") as tmp:
-        folder = Path(tmp) / "submission"
+    with ScratchFolder("doctor") as tmp:
+        folder = tmp / "submission"
         folder.mkdir()
         (folder / "probe.py").write_text("def ping():\n    return 'pong'\n")
         sandbox = Sandbox(folder, "probe", Limits())

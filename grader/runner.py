@@ -12,7 +12,6 @@ import contextlib
 import io
 import os
 import sys
-import tempfile
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -29,6 +28,7 @@ from grader.plugin import GradePlugin
 from grader.result import CheckResult, Grade, SubmissionInfo
 from grader.sandbox.limits import Limits
 from grader.sandbox.proxy import Sandbox, StudentError
+from grader.scratch import ScratchFolder
 from grader.submission import prepare
 
 DEFAULT_SEED = 1234
@@ -168,8 +168,8 @@ def grade(
     limits = limits or assignment.limits
     check_device_name(device)
     source = Path(submission) if submission is not None else Path.cwd()
-    with tempfile.TemporaryDirectory(prefix="dl-grader-") as workdir:
-        prepared = prepare(source, assignment, Path(workdir))
+    with ScratchFolder("grade") as workdir:
+        prepared = prepare(source, assignment, workdir)
         sandbox = Sandbox(prepared.folder, assignment.module, limits, assignment.forbidden_imports)
         violations = scan(prepared.folder, assignment.forbidden_imports)
         if violations:

@@ -143,7 +143,7 @@ def test_the_sandbox_works_on_a_copy_and_cleans_it_up(submission):
     sandbox, proxy = started(submission)
     try:
         proxy.parent()
-        folder = sandbox._folder
+        folder = sandbox.folder
         assert folder is not None and (folder / "submission" / "probe.py").is_file()
         assert folder.resolve() != submission.parent.resolve()
     finally:

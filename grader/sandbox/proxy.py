@@ -17,7 +17,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -39,6 +38,7 @@ from grader.sandbox.codec import (
 )
 from grader.sandbox.forkserver import ForkedWorker
 from grader.sandbox.limits import Limits
+from grader.scratch import ScratchFolder
 
 GRADER_ROOT = str(Path(__file__).resolve().parent.parent.parent)
 BOOTSTRAP = (
@@ -191,7 +191,7 @@ class Sandbox:
         self._channel: Channel | None = None
         self._drainer: threading.Thread | None = None
         self._module_handle: Handle | None = None
-        self._folder: Path | None = None
+        self._folder: ScratchFolder | None = None
 
     # -- lifecycle --------------------------------------------------------------------------
 
@@ -221,15 +221,20 @@ class Sandbox:
         the worker's uid, so it must never be a folder someone else uses: hence a copy.
         """
         self._remove_folder()
-        folder = Path(tempfile.mkdtemp(prefix="dl-grader-worker-"))
-        self._folder = folder
+        self._folder = ScratchFolder("worker")
+        folder = self._folder.path
         shutil.copytree(self.submission_dir, folder / "submission", symlinks=True)
         (folder / "home").mkdir()
         return folder
 
+    @property
+    def folder(self) -> Path | None:
+        """The running worker's private folder (its copy of the submission and its home)."""
+        return self._folder.path if self._folder is not None else None
+
     def _remove_folder(self) -> None:
         if self._folder is not None:
-            shutil.rmtree(self._folder, ignore_errors=True)
+            self._folder.remove()
             self._folder = None
 
     def _spawn(self) -> None:
