@@ -44,6 +44,7 @@ from grader.sandbox.codec import NUMERIC_KINDS, Decoder, Encoder, ProtocolError,
 
 ANSWERS_FILE = "reference_answers.json"
 ANSWERS_FORMAT = "dl-grader reference answers"
+ANSWERS_VERSION = 2  # 2: arrays travel as raw bytes with dtype and shape in the header
 MEMORY_LIMIT_BYTES = 512 << 20
 
 _references: dict[tuple[str, int, str], types.ModuleType] = {}
@@ -313,7 +314,7 @@ class Recorder(ReferenceCache):
         """Save the answers as JSON (base64 wire-format frames: data, never code)."""
         document = {
             "format": ANSWERS_FORMAT,
-            "version": 1,
+            "version": ANSWERS_VERSION,
             "assignment": assignment,
             "seed": seed,
             "grader_version": __version__,
@@ -395,7 +396,8 @@ class RecordedReference:
     def __init__(self, path: Path) -> None:
         try:
             document = json.loads(path.read_text(encoding="utf-8"))
-            if document.get("format") != ANSWERS_FORMAT or document.get("version") != 1:
+            known = (document.get("format"), document.get("version"))
+            if known != (ANSWERS_FORMAT, ANSWERS_VERSION):
                 raise ValueError("not a reference answers file of a known version")
             self._seed = int(document["seed"])
             self._functions = set(document["functions"])

@@ -2,20 +2,20 @@
 
 A message is a frame: an 12-byte prefix (JSON header length, total blob length), a JSON
 header, then binary blobs. Values are JSON with tagged objects for what JSON lacks: arrays
-and NumPy scalars travel as `.npy` blobs read with `allow_pickle=False`, tuples, dicts with
-any keys, non-finite floats, remote-object handles, callbacks, NumPy generators and
-references to arguments (for syncing in-place changes back). Nothing is ever unpickled, and
-only numeric arrays are accepted, so a decoded value is always plain data.
+and NumPy scalars (dtype, shape and memory order in the header, raw bytes as a blob), tuples,
+dicts with any keys, non-finite floats, remote-object handles, callbacks, NumPy generators
+and references to arguments (for syncing in-place changes back). Nothing is ever unpickled,
+and only numeric arrays are accepted, so a decoded value is always plain data.
 
 This module has no grader imports: the worker loads it before any student code runs.
 """
 
 from __future__ import annotations
 
-import io
 import json
 import math
 import os
+import re
 import select
 import struct
 import time
@@ -29,6 +29,7 @@ PREFIX = struct.Struct(">IQ")
 MAX_HEADER_BYTES = 64 << 20
 MAX_DEPTH = 64
 NUMERIC_KINDS = "biufc"
+DTYPE_PATTERN = re.compile(r"[<>|=][biufc](1|2|4|8|16|32)")  # numeric dtypes only, by .str
 GENERATOR_KINDS = ("PCG64", "PCG64DXSM", "MT19937", "Philox", "SFC64")
 
 
@@ -97,9 +98,9 @@ class Encoder:
         if isinstance(value, Ref):
             return {"$r": value.id}
         if isinstance(value, np.ndarray):
-            return self._tracked(value, lambda: {"$a": self._blob(value)})
+            return self._tracked(value, lambda: self._array("$a", value))
         if isinstance(value, np.generic):
-            return {"$s": self._blob(np.asarray(value))}
+            return self._array("$s", np.asarray(value))
         if isinstance(value, np.random.Generator):
             return {"$g": self.encode(value.bit_generator.state, depth + 1)}
         if isinstance(value, int | float | str):
@@ -140,14 +141,17 @@ class Encoder:
         node["id"] = ref
         return node
 
-    def _blob(self, array: np.ndarray) -> int:
+    def _array(self, tag: str, array: np.ndarray) -> dict:
+        """The node of an array: its bytes go to a blob, the rest into the header."""
         plain = np.ndarray.view(array, np.ndarray) if type(array) is not np.ndarray else array
         if plain.dtype.kind not in NUMERIC_KINDS or plain.dtype.fields is not None:
             raise TypeError(f"cannot send an array of dtype {plain.dtype}")
-        buffer = io.BytesIO()
-        np.lib.format.write_array(buffer, plain, allow_pickle=False)
-        self.blobs.append(buffer.getvalue())
-        return len(self.blobs) - 1
+        fortran = plain.flags.f_contiguous and not plain.flags.c_contiguous
+        self.blobs.append(plain.tobytes(order="F" if fortran else "C"))
+        node = {tag: len(self.blobs) - 1, "dtype": plain.dtype.str, "shape": list(plain.shape)}
+        if fortran:
+            node["order"] = "F"
+        return node
 
 
 def _base_value(value: Any) -> Any:
@@ -191,9 +195,9 @@ class Decoder:
                 raise ProtocolError("bad float")
             return float(body)
         if tag == "$a":
-            return self._track(node, self._array(body))
+            return self._track(node, self._array(node))
         if tag == "$s":
-            array = self._array(body)
+            array = self._array(node)
             if array.shape != ():
                 raise ProtocolError("scalar blob is not 0-d")
             return array[()]
@@ -261,34 +265,31 @@ class Decoder:
             raise ProtocolError("bad handle")
         return self.make_handle(Handle(ident, cls[:200], tuple(methods)))
 
-    def _array(self, index: Any) -> np.ndarray:
+    def _array(self, node: dict) -> np.ndarray:
+        index, dtype_text, shape = next(iter(node.values())), node.get("dtype"), node.get("shape")
         if not isinstance(index, int) or not 0 <= index < len(self.blobs):
             raise ProtocolError("bad blob index")
+        if not isinstance(dtype_text, str) or not DTYPE_PATTERN.fullmatch(dtype_text):
+            raise ProtocolError(f"arrays of dtype {str(dtype_text)[:20]!r} are not accepted")
+        valid_shape = (
+            isinstance(shape, list)
+            and len(shape) <= MAX_DEPTH
+            and all(isinstance(n, int) and not isinstance(n, bool) and n >= 0 for n in shape)
+        )
+        if not valid_shape:
+            raise ProtocolError("bad array shape")
+        order = node.get("order", "C")
+        if order not in ("C", "F"):
+            raise ProtocolError("bad array order")
         try:
-            stream = io.BytesIO(self.blobs[index])
-            version = np.lib.format.read_magic(stream)
-            if version not in ((1, 0), (2, 0)):
-                raise ProtocolError(f"unsupported .npy version {version}")
-            read_header = (
-                np.lib.format.read_array_header_1_0
-                if version == (1, 0)
-                else np.lib.format.read_array_header_2_0
-            )
-            shape, fortran_order, dtype = read_header(stream)
-            if dtype.kind not in NUMERIC_KINDS or dtype.fields is not None or dtype.subdtype:
-                raise ProtocolError(f"arrays of dtype {dtype} are not accepted")
-            expected = dtype.itemsize * math.prod(shape)
-            if len(self.blobs[index]) - stream.tell() != expected:
-                raise ProtocolError("array data has the wrong length")
-            # The header is validated; the data is exactly shape x itemsize bytes (as
-            # np.lib.format.read_array would read it, without parsing the header twice).
-            data = np.frombuffer(self.blobs[index], dtype=dtype, offset=stream.tell())
-            order = "F" if fortran_order else "C"
-            array = data.reshape(shape, order=order).copy(order="K")
-        except ProtocolError:
-            raise
-        except Exception as exc:
-            raise ProtocolError(f"malformed array: {exc}") from exc
+            dtype = np.dtype(dtype_text)
+        except TypeError as exc:
+            raise ProtocolError(f"unknown dtype {dtype_text!r}") from exc
+        blob = self.blobs[index]
+        if len(blob) != dtype.itemsize * math.prod(shape):
+            raise ProtocolError("array data has the wrong length")
+        data = np.frombuffer(blob, dtype=dtype)
+        array = data.reshape(shape, order=order).copy(order="K")
         if not array.dtype.isnative:
             array = array.astype(array.dtype.newbyteorder("="))
         return array
