@@ -12,6 +12,7 @@ This module has no grader imports: the worker loads it before any student code r
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import os
@@ -269,8 +270,9 @@ class Decoder:
         index, dtype_text, shape = next(iter(node.values())), node.get("dtype"), node.get("shape")
         if not isinstance(index, int) or not 0 <= index < len(self.blobs):
             raise ProtocolError("bad blob index")
-        if not isinstance(dtype_text, str) or not DTYPE_PATTERN.fullmatch(dtype_text):
-            raise ProtocolError(f"arrays of dtype {str(dtype_text)[:20]!r} are not accepted")
+        if not isinstance(dtype_text, str):
+            raise ProtocolError("bad array dtype")
+        dtype = _numeric_dtype(dtype_text)
         valid_shape = (
             isinstance(shape, list)
             and len(shape) <= MAX_DEPTH
@@ -281,18 +283,23 @@ class Decoder:
         order = node.get("order", "C")
         if order not in ("C", "F"):
             raise ProtocolError("bad array order")
-        try:
-            dtype = np.dtype(dtype_text)
-        except TypeError as exc:
-            raise ProtocolError(f"unknown dtype {dtype_text!r}") from exc
         blob = self.blobs[index]
         if len(blob) != dtype.itemsize * math.prod(shape):
             raise ProtocolError("array data has the wrong length")
         data = np.frombuffer(blob, dtype=dtype)
-        array = data.reshape(shape, order=order).copy(order="K")
-        if not array.dtype.isnative:
-            array = array.astype(array.dtype.newbyteorder("="))
-        return array
+        array = data.reshape(shape, order=order)
+        return array.astype(dtype.newbyteorder("="), order="K")  # a native, writable copy
+
+
+@functools.lru_cache(maxsize=64)
+def _numeric_dtype(text: str) -> np.dtype:
+    """The dtype a sender named, if it is numeric (`.str` spelling: '<f8', '|b1', ...)."""
+    if not DTYPE_PATTERN.fullmatch(text):
+        raise ProtocolError(f"arrays of dtype {text[:20]!r} are not accepted")
+    try:
+        return np.dtype(text)
+    except TypeError as exc:
+        raise ProtocolError(f"unknown dtype {text!r}") from exc
 
 
 def _generator(state: Any) -> np.random.Generator:
