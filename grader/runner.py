@@ -113,7 +113,7 @@ def run_checks(
         str(assignment.checks_dir),
         "--import-mode=importlib",
         "--capture=sys",
-        "--tb=short",
+        "--tb=native",  # failures are reported from the exception; pytest's own view is unused
         "-q",
         *(f"-pno:{name}" for name in UNUSED_PYTEST_PLUGINS),
     ]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import traceback
 from pathlib import Path
 
 import numpy as np
@@ -176,8 +177,12 @@ def test_import_failure_is_remembered_and_reported_for_every_call(tmp_path):
     (folder / "probe.py").write_text("import numpy as np\nraise RuntimeError('at import')\n")
     box = Sandbox(folder, "probe", Limits())
     proxy = SubmissionProxy(box)
-    for _ in range(2):
-        with pytest.raises(SubmissionImportError, match="RuntimeError: at import"):
+    depths = []
+    for _ in range(3):
+        with pytest.raises(SubmissionImportError, match="RuntimeError: at import") as caught:
             proxy.add(1, 2)
+        depths.append(len(traceback.extract_tb(caught.value.__traceback__)))
     assert box.starts == 1
+    # Each check gets its own error: one shared object would gather every check's frames.
+    assert depths[2] == depths[1] <= depths[0]
     box.close()

@@ -11,6 +11,7 @@ object in the worker look local: `layer.forward(x)`, `layer.dW`, `layer.W = w`.
 from __future__ import annotations
 
 import contextlib
+import copy
 import json
 import os
 import shutil
@@ -198,7 +199,8 @@ class Sandbox:
     def module_handle(self) -> Handle:
         """Start the worker if needed and return the handle of the student's module."""
         if self.import_failure is not None:
-            raise self.import_failure
+            # A copy per check: re-raising one exception object would grow its traceback.
+            raise copy.copy(self.import_failure).with_traceback(None)
         if self._module_handle is None:
             self._start()
         assert self._module_handle is not None

@@ -253,6 +253,7 @@ def describe_exception(exc: BaseException, submission_dir: str) -> dict:
             relative = os.path.relpath(path, submission_dir)
             frames.append([relative, frame.lineno or 0, frame.name, (frame.line or "")[:200]])
     if isinstance(exc, SyntaxError) and exc.filename:
+        message = exc.msg or message  # the frame below says where; str(exc) would repeat it
         frames.append([os.path.basename(exc.filename), exc.lineno or 0, "", (exc.text or "")[:200]])
     return {
         "op": "error",
