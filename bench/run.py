@@ -1,13 +1,16 @@
 """Benchmarks of the grading engine: one command, one table, ratios measured in the same run.
 
     python bench/run.py [--repeats 5] [--device cpu|cuda] [--assignments assignment1,...]
+                        [--batch assignment3] [--batch-count 40]
 
 Figures: worker start (NumPy-only and with torch, started from scratch and forked from the
 fork server's template), a small call's round trip, a 1 MB array's round trip, `grade` end to
 end per assignment (fresh workers, as a single `grade` runs; forked workers, as a batch's
 grading processes run), and the same checks run the way same-process graders run them (the
 submission imported straight into the pytest process) -- the ratios are the price of
-isolation. Each figure is a median over repeats.
+isolation -- and batch throughput at --jobs 1 and --jobs 2 on a class built as
+`bench/batch.py` builds it (that script also measures the reference cache). Each figure is a
+median over repeats.
 """
 
 from __future__ import annotations
@@ -30,6 +33,8 @@ from rich.table import Table
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from batch import Measured, build_class, measure  # noqa: E402
 
 from grader.course import load_course  # noqa: E402
 from grader.plugin import GradePlugin  # noqa: E402
@@ -119,6 +124,8 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--assignments", default="")
+    parser.add_argument("--batch", default="assignment3", help="assignment for batch rows")
+    parser.add_argument("--batch-count", type=int, default=40, help="class size; 0: no batch")
     args = parser.parse_args()
     device = resolve_device(args.device)
     course = load_course(ROOT)
@@ -171,7 +178,31 @@ def main() -> None:
             f"fresh / forked worker; same-process {in_process:.2f} s: isolation costs "
             f"×{fresh / in_process:.2f} / ×{forked / in_process:.2f} (target ≤ 1.5)",
         )
-    Console().print(table)
+    if args.batch_count > 0:
+        batch_rows(table, args.batch, args.batch_count, args.repeats, device)
+    Console(width=140).print(table)
+
+
+def batch_rows(table: Table, assignment: str, count: int, repeats: int, device: str) -> None:
+    """Submissions per minute at --jobs 1 and --jobs 2 (rounds alternate their order)."""
+    runs = {jobs: Measured(jobs, True) for jobs in (1, 2)}
+    with tempfile.TemporaryDirectory(prefix="dl-grader-bench-") as scratch:
+        folder = Path(scratch)
+        build_class(assignment, folder / "submissions", count)
+        for round_number in range(max(1, repeats // 2)):
+            order = list(runs.values())[:: -1 if round_number % 2 else 1]
+            for run in order:
+                output = folder / f"jobs{run.jobs}"
+                measure(run, assignment, folder / "submissions", output, device)
+    for jobs, run in runs.items():
+        note = "target ≥ 120 per minute on 2 cores" if jobs == 2 else "one grading process"
+        if jobs == 2:
+            note += f"; ×{runs[1].wall / run.wall:.2f} the throughput of --jobs 1"
+        table.add_row(
+            f"batch {assignment}, --jobs {jobs}",
+            f"{60 * count / run.wall:.0f} per minute",
+            f"{count} submissions of every kind; {note}",
+        )
 
 
 if __name__ == "__main__":
