@@ -31,6 +31,8 @@ MAX_HEADER_BYTES = 64 << 20
 MAX_DEPTH = 64
 NUMERIC_KINDS = "biufc"
 DTYPE_PATTERN = re.compile(r"[<>|=][biufc](1|2|4|8|16|32)")  # numeric dtypes only, by .str
+_JSON_ENCODER = json.JSONEncoder(allow_nan=False, separators=(",", ":"))  # built once: hot path
+_JSON_DECODER = json.JSONDecoder()
 GENERATOR_KINDS = ("PCG64", "PCG64DXSM", "MT19937", "Philox", "SFC64")
 
 
@@ -316,14 +318,14 @@ def _generator(state: Any) -> np.random.Generator:
 def pack(header: dict, blobs: list[bytes]) -> bytes:
     """One frame: prefix, JSON header (with the blob lengths), blobs."""
     header = {**header, "blobs": [len(b) for b in blobs]}
-    text = json.dumps(header, allow_nan=False, separators=(",", ":")).encode()
+    text = _JSON_ENCODER.encode(header).encode()
     return PREFIX.pack(len(text), sum(len(b) for b in blobs)) + text + b"".join(blobs)
 
 
 def unpack(header_bytes: bytes, blob_bytes: bytes) -> tuple[dict, list[bytes]]:
     """Parse a frame's header and split its blobs, validating the lengths."""
     try:
-        header = json.loads(header_bytes)
+        header = _JSON_DECODER.decode(header_bytes.decode("utf-8"))
     except (ValueError, RecursionError) as exc:
         raise ProtocolError("header is not valid JSON") from exc
     if not isinstance(header, dict):

@@ -16,6 +16,7 @@ import builtins
 import contextlib
 import importlib
 import json
+import operator
 import os
 import sys
 import traceback
@@ -45,11 +46,16 @@ _RLIMITS = {
 
 
 _PRISTINE_BUILTINS = dict(builtins.__dict__)
+_BUILTIN_NAMES = tuple(_PRISTINE_BUILTINS)
+_BUILTIN_VALUES = tuple(_PRISTINE_BUILTINS.values())
 
 
 def restore_builtins() -> None:
     """Undo any replacement of builtins by student code before the worker's own code runs."""
     namespace = builtins.__dict__
+    # The usual case, all untouched, is checked by identity at C speed (it runs every call).
+    if all(map(operator.is_, map(namespace.get, _BUILTIN_NAMES), _BUILTIN_VALUES)):
+        return
     for name, value in _PRISTINE_BUILTINS.items():
         if namespace.get(name) is not value:
             namespace[name] = value
