@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import platform
 import sys
+import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from grader import __version__
+from grader.sandbox import forkserver
 from grader.sandbox.limits import Limits
-from grader.sandbox.proxy import Sandbox, StudentError, SubmissionProxy
+from grader.sandbox.proxy import Sandbox, StudentError, SubmissionProxy, use_fork_server
 from grader.scratch import ScratchFolder
 
 
@@ -38,6 +41,43 @@ def _torch_facts() -> dict[str, str]:
     return facts
 
 
+PROBE = "import os\n\ndef parent():\n    return os.getppid()\n"
+
+
+def _start_worker(folder: Path) -> tuple[int | str, Sandbox, float]:
+    """Start a worker on the probe: the worker's parent pid (or what went wrong), the
+    sandbox, and the seconds it took."""
+    sandbox = Sandbox(folder, "probe", Limits())
+    started = time.perf_counter()
+    try:
+        parent = SubmissionProxy(sandbox).parent()
+        outcome = parent if isinstance(parent, int) else f"answered {parent!r}"
+    except StudentError as error:
+        outcome = f"failed: {error.message}"
+    finally:
+        sandbox.close()
+    return outcome, sandbox, time.perf_counter() - started
+
+
+def _try_fork_server(folder: Path, fresh_s: float) -> str:
+    """Whether batches and --repeat can fork workers from a template here, and the saving."""
+    if not use_fork_server():
+        return "unavailable: needs Linux; workers start anew (slower, same grades)"
+    try:
+        server = forkserver.current()
+        if server is None or not server.ready(wait_s=30):
+            return "unavailable: the template did not start; workers start anew"
+        parent, _, forked_s = _start_worker(folder)
+        if parent != server.process.pid:
+            return f"failed: the worker was not forked from the template ({parent})"
+        return (
+            f"works: batches and --repeat fork each worker ({forked_s * 1e3:.0f} ms "
+            f"instead of {fresh_s * 1e3:.0f} ms)"
+        )
+    finally:
+        forkserver.disable()
+
+
 def probe() -> Diagnosis:
     """Start a sandboxed worker and report what it could apply."""
     facts = {
@@ -49,15 +89,10 @@ def probe() -> Diagnosis:
     with ScratchFolder("doctor") as tmp:
         folder = tmp / "submission"
         folder.mkdir()
-        (folder / "probe.py").write_text("def ping():\n    return 'pong'\n")
-        sandbox = Sandbox(folder, "probe", Limits())
-        try:
-            answer = SubmissionProxy(sandbox).ping()
-            facts["worker"] = "starts and answers" if answer == "pong" else f"answered {answer!r}"
-        except StudentError as error:
-            facts["worker"] = f"failed: {error.message}"
-        finally:
-            sandbox.close()
+        (folder / "probe.py").write_text(PROBE)
+        parent, sandbox, fresh_s = _start_worker(folder)
+        facts["worker"] = "starts and answers" if isinstance(parent, int) else parent
+        facts["fork server"] = _try_fork_server(folder, fresh_s)
     protections = {"resource limits": ", ".join(sandbox.applied_limits) or "none applied"}
     protections.update(sandbox.protections)
     protections["forbidden imports"] = "active: source scan + import audit hook"
