@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pickle
 import struct
+import warnings
 
 import numpy as np
 import pytest
@@ -285,3 +287,44 @@ def test_channel_refuses_frames_announcing_too_much_data():
         channel.recv()
     os.close(r)
     os.close(w)
+
+
+JSON_SCALARS = st.one_of(
+    st.none(), st.booleans(), st.integers(-(2**70), 2**70), st.floats(), st.text(max_size=12)
+)
+ARRAY_FIELDS = st.fixed_dictionaries(
+    {
+        "dtype": st.one_of(
+            st.sampled_from(["<f8", ">i4", "|b1", "<c16", "|u1", "<f2", "<f16", "|O", "<U3"]),
+            st.from_regex(r"[<>|=][a-zA-Z][0-9]{0,3}", fullmatch=True),
+            JSON_SCALARS,
+        ),
+        "shape": st.one_of(
+            st.lists(st.one_of(st.integers(-3, 6), JSON_SCALARS), max_size=4), JSON_SCALARS
+        ),
+        "order": st.one_of(st.sampled_from(["C", "F"]), JSON_SCALARS),
+    }
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    tag=st.sampled_from(["$a", "$s"]),
+    index=st.one_of(st.integers(-2, 3), JSON_SCALARS),
+    fields=ARRAY_FIELDS,
+    data=st.data(),
+)
+def test_any_array_node_decodes_as_described_or_is_refused(tag, index, fields, data):
+    blob = data.draw(st.binary(max_size=200))
+    # Often a blob of the advertised size, so the checks after the length check are reached.
+    with contextlib.suppress(Exception), warnings.catch_warnings(action="ignore"):
+        size = np.dtype(fields["dtype"]).itemsize * int(np.prod(fields["shape"]))
+        if 0 <= size <= 4096 and data.draw(st.booleans()):
+            blob = data.draw(st.binary(min_size=size, max_size=size))
+    try:
+        value = Decoder([blob, blob[:8]]).decode({tag: index, **fields})
+    except ProtocolError:
+        return
+    array = np.asarray(value)
+    assert array.dtype.kind in "biufc" and array.dtype.isnative
+    assert list(array.shape) == fields["shape"]
