@@ -154,8 +154,17 @@ class GradePlugin:
     @pytest.fixture
     def rng(self, request: pytest.FixtureRequest) -> np.random.Generator:
         """A generator seeded from the grade's seed and the check's id (order-independent)."""
-        ident = check_id(request.node, self.assignment.checks_dir)
-        salt = int.from_bytes(hashlib.sha256(ident.encode()).digest()[:8], "big")
+        return self._generator(check_id(request.node, self.assignment.checks_dir))
+
+    @pytest.fixture
+    def named_rng(self) -> Callable[[str], np.random.Generator]:
+        """`named_rng(name)`: a generator seeded from the grade's seed and `name` alone, for
+        state several checks share (a model trained once): its seed must not depend on
+        which of them runs first, or `-k` would change it."""
+        return self._generator
+
+    def _generator(self, name: str) -> np.random.Generator:
+        salt = int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big")
         return np.random.default_rng([self.seed, salt])
 
     @pytest.fixture

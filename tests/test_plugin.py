@@ -66,6 +66,34 @@ def test_rng_is_seeded_per_check_and_by_the_grade_seed(tmp_path):
     assert values[0] == values[1] != values[2]
 
 
+def test_named_rng_depends_on_the_name_and_seed_not_on_the_check(tmp_path):
+    public = """
+        import pytest
+
+        @pytest.mark.points(5)
+        def test_first(named_rng, metrics):
+            metrics["draw"] = float(named_rng("shared").random())
+
+        @pytest.mark.points(5)
+        def test_second(named_rng, rng, metrics):
+            metrics["draw"] = float(named_rng("shared").random())
+            metrics["other"] = float(named_rng("other").random())
+            metrics["rng"] = float(rng.random())
+        """
+    course = load_course(make_course(tmp_path, public))
+
+    def draws(seed: int, keyword: str | None = None) -> list[dict]:
+        result = grade("toy", tmp_path / "submission", course=course, device="cpu",
+                       seed=seed, keyword=keyword)  # fmt: skip
+        return [t.metrics for t in result.tests]
+
+    first, second = draws(1)
+    assert first["draw"] == second["draw"] != second["other"]
+    assert second["rng"] not in (second["draw"], second["other"])
+    assert draws(1, keyword="second")[0] == second
+    assert draws(2)[1]["draw"] != second["draw"]
+
+
 def test_partial_credit_scales_points_and_sets_the_message(tmp_path):
     result = grade_toy(
         tmp_path,

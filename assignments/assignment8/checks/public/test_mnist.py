@@ -26,7 +26,7 @@ def shared() -> dict:
 
 
 @pytest.fixture
-def trained(student, device, rng, shared) -> training.TrainingRun:
+def trained(student, device, named_rng, shared) -> training.TrainingRun:
     """The submission's model, built and trained once on the training split."""
     first = "run" not in shared
     if first:
@@ -39,7 +39,7 @@ def trained(student, device, rng, shared) -> training.TrainingRun:
                 settings=SETTINGS,
                 device=device,
                 budget_s=SETTINGS.budget(device, data.kind),
-                seed=int(rng.integers(2**31)),
+                seed=int(named_rng("training").integers(2**31)),
             )
         except Exception as error:
             shared["run"] = error
