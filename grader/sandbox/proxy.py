@@ -242,11 +242,7 @@ class Sandbox:
     def _spawn(self) -> None:
         folder = self._prepare_folder()
         submission = folder / "submission"
-        to_worker_r, to_worker_w = os.pipe()
-        from_worker_r, from_worker_w = os.pipe()
         config = {
-            "read_fd": to_worker_r,
-            "write_fd": from_worker_w,
             "submission_dir": str(submission),
             "module": self.module,
             "grader_root": GRADER_ROOT,
@@ -254,48 +250,68 @@ class Sandbox:
             "forbidden_imports": list(self.forbidden_imports),
         }
         env = worker_environment(folder / "home")
-        try:
-            self._process = self._fork(config, env) or subprocess.Popen(
-                [
-                    sys.executable,
-                    "-I",
-                    "-u",
-                    "-B",
-                    "-c",
-                    BOOTSTRAP,
-                    GRADER_ROOT,
-                    json.dumps(config),
-                ],
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.STDOUT,
-                cwd=submission,
-                env=env,
-                pass_fds=(to_worker_r, from_worker_w),
-                start_new_session=True,
-            )
-        finally:
-            os.close(to_worker_r)
-            os.close(from_worker_w)
+        forked = self._fork(config, env)
+        if forked is not None:
+            self._process, (from_worker_r, to_worker_w) = forked
+        else:
+            self._process, (from_worker_r, to_worker_w) = self._start_fresh(config, env)
         self.starts += 1
         self._channel = Channel(from_worker_r, to_worker_w)
         self._drainer = self.output.drain(self._process.stdout)
 
-    def _fork(self, config: dict[str, Any], env: dict[str, str]) -> ForkedWorker | None:
-        """The worker forked from this process's template, if one is enabled and ready."""
+    def _start_fresh(
+        self, config: dict[str, Any], env: dict[str, str]
+    ) -> tuple[subprocess.Popen, tuple[int, int]]:
+        """A new interpreter running the worker; it and our ends of its two pipes."""
+        to_worker_r, to_worker_w = os.pipe()
+        from_worker_r, from_worker_w = os.pipe()
+        config = {**config, "read_fd": to_worker_r, "write_fd": from_worker_w}
+        try:
+            process = subprocess.Popen(
+                [sys.executable, "-I", "-u", "-B", "-c", BOOTSTRAP, GRADER_ROOT,
+                 json.dumps(config)],
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                cwd=config["submission_dir"],
+                env=env,
+                pass_fds=(to_worker_r, from_worker_w),
+                start_new_session=True,
+            )  # fmt: skip
+        except BaseException:
+            os.close(from_worker_r)
+            os.close(to_worker_w)
+            raise
+        finally:
+            os.close(to_worker_r)
+            os.close(from_worker_w)
+        return process, (from_worker_r, to_worker_w)
+
+    def _fork(
+        self, config: dict[str, Any], env: dict[str, str]
+    ) -> tuple[ForkedWorker, tuple[int, int]] | None:
+        """The worker forked from this process's template (and our ends of its pipes), if
+        one is enabled and ready. The pipes are this attempt's alone: a template that took
+        them but did not answer may have forked a worker holding them, and closing our ends
+        leaves that one nothing to read."""
         server = forkserver.current()
         if server is None:
             return None
+        to_worker_r, to_worker_w = os.pipe()
+        from_worker_r, from_worker_w = os.pipe()
         output_r, output_w = os.pipe()
-        fds = [config["read_fd"], config["write_fd"], output_w]
+        config = {**config, "read_fd": to_worker_r, "write_fd": from_worker_w}
         try:
-            pid = server.spawn(config, env, config["submission_dir"], fds)
+            passed = [to_worker_r, from_worker_w, output_w]
+            pid = server.spawn(config, env, config["submission_dir"], passed)
         finally:
-            os.close(output_w)
+            for fd in (to_worker_r, from_worker_w, output_w):
+                os.close(fd)
         if pid is None:
-            os.close(output_r)
+            for fd in (from_worker_r, to_worker_w, output_r):
+                os.close(fd)
             return None
-        return ForkedWorker(server, pid, os.fdopen(output_r, "rb"))
+        return ForkedWorker(server, pid, os.fdopen(output_r, "rb")), (from_worker_r, to_worker_w)
 
     def _await_ready(self) -> None:
         assert self._channel is not None
