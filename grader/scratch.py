@@ -13,10 +13,11 @@ import contextlib
 import shutil
 import tempfile
 from pathlib import Path
+from typing import IO
 
 try:
     import fcntl
-except ImportError:  # Windows: folders are still removed, only not after a crash
+except ImportError:  # Windows: folders are still removed after use, only not after a crash
     fcntl = None  # type: ignore[assignment]
 
 PREFIX = "dl-grader-"
@@ -30,19 +31,22 @@ class ScratchFolder:
         _sweep_once()
         self.path = Path(tempfile.mkdtemp(prefix=f"{PREFIX}{kind}-"))
         self._lock_path = _lock_path(self.path)
-        # Locked under another name first, so no sweep ever sees it unlocked.
-        locking = self.path.with_name(self.path.name + ".locking")
-        self._lock = locking.open("w")
+        self._lock: IO[str] | None = None
         if fcntl is not None:
+            # Locked under another name first, so no sweep ever sees it unlocked.
+            locking = self.path.with_name(self.path.name + ".locking")
+            self._lock = locking.open("w")
             fcntl.flock(self._lock, fcntl.LOCK_EX)
-        locking.replace(self._lock_path)
+            locking.replace(self._lock_path)
 
     def remove(self) -> None:
         """Delete the folder, then give up its lock."""
         shutil.rmtree(self.path, ignore_errors=True)
-        with contextlib.suppress(OSError):
-            self._lock_path.unlink()
-        self._lock.close()
+        if self._lock is not None:
+            with contextlib.suppress(OSError):
+                self._lock_path.unlink()
+            self._lock.close()
+            self._lock = None
 
     def __enter__(self) -> Path:
         return self.path
