@@ -33,6 +33,11 @@ MARKERS = {
 }
 
 
+# Called as each check starts: its name, its per-call limit in seconds, and for a check that
+# trains, its time budget in seconds (None otherwise), for progress displays.
+OnStart = Callable[[str, float, float | None], None]
+
+
 class Credit:
     """Partial credit for a check that grades on a scale (e.g. accuracy thresholds)."""
 
@@ -97,7 +102,7 @@ class GradePlugin:
         device: str,
         deadline: float,
         on_result: Callable[[CheckResult], None] | None = None,
-        on_start: Callable[[str, float], None] | None = None,
+        on_start: OnStart | None = None,
         resumed: dict[str, CheckResult] | None = None,
     ) -> None:
         self.assignment = assignment
@@ -206,7 +211,9 @@ class GradePlugin:
         limit = marker.args[0] if marker else self.sandbox.limits.call_timeout_s
         self.sandbox.call_timeout = float(limit(self.device_name) if callable(limit) else limit)
         if self.on_start is not None:
-            self.on_start(check_name(item), self.sandbox.call_timeout)
+            budget = getattr(limit, "budget", None)  # a training check's limit knows its budget
+            budget_s = float(budget(self.device_name)) if callable(budget) else None
+            self.on_start(check_name(item), self.sandbox.call_timeout, budget_s)
 
     @pytest.hookimpl(wrapper=True)
     def pytest_runtest_makereport(

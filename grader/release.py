@@ -57,7 +57,7 @@ def _record(
     recorder = Recorder()
     grades = {}
 
-    def on_start(name: str, limit: float) -> None:
+    def on_start(name: str, limit: float, budget: float | None) -> None:
         recorder.current_check = name
 
     with caching(recorder):

@@ -24,7 +24,7 @@ from grader.errors import BadInput, GraderError
 from grader.fingerprint import grade_fingerprint
 from grader.forbidden import scan
 from grader.journal import Journal
-from grader.plugin import GradePlugin
+from grader.plugin import GradePlugin, OnStart
 from grader.result import CheckResult, Grade, SubmissionInfo
 from grader.sandbox.limits import Limits
 from grader.sandbox.proxy import Sandbox, StudentError
@@ -154,7 +154,7 @@ def grade(
     keyword: str | None = None,
     limits: Limits | None = None,
     on_result: Callable[[CheckResult], None] | None = None,
-    on_start: Callable[[str, float], None] | None = None,
+    on_start: OnStart | None = None,
     journal_dir: Path | None = None,
 ) -> Grade:
     """Grade the submission at `submission` (default: the current folder) and return the Grade.

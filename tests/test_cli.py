@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import pty
 import shutil
 import subprocess
 import sys
@@ -192,3 +195,48 @@ def test_reports_are_written_whole_and_readable(tmp_path):
     assert json.loads(out.read_text())["assignment"] == "assignment1"
     assert [p.name for p in out.parent.iterdir()] == ["r.json"]
     assert out.stat().st_mode & 0o044
+
+
+def test_the_progress_line_shows_a_training_check_against_its_budget():
+    from rich.console import Console
+
+    from grader.cli.grading import LiveProgress
+
+    progress = LiveProgress(Console())
+    progress.on_start("Held-out accuracy", 70.0, 60.0)
+    progress.started -= 12
+    assert "Held-out accuracy 12s of a 60s budget (stopped at 70s)" in str(progress.__rich__())
+    progress.on_start("softmax", 5.0, None)
+    progress.started -= 3
+    assert "softmax 3s of 5s allowed per call" in str(progress.__rich__())
+
+
+SLOW_CHECK = '''
+    import time
+    import pytest
+
+    @pytest.mark.points(1)
+    def test_takes_a_while(student):
+        """Takes a while"""
+        time.sleep(1.5)
+    '''
+
+
+def test_the_progress_line_reaches_a_terminal_while_checks_run(tmp_path):
+    """pytest's output is redirected while checks run; the live line must not go with it."""
+    course = make_course(tmp_path, SLOW_CHECK)
+    command = [sys.executable, "-m", "grader", "toy", "--course", str(course), "--device",
+               "cpu", "--submission", str(tmp_path / "submission")]  # fmt: skip
+    controller, terminal = pty.openpty()
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "COLUMNS": "200"}
+    process = subprocess.Popen(
+        command, stdout=subprocess.DEVNULL, stderr=terminal, env=env, cwd=tmp_path
+    )
+    os.close(terminal)
+    seen = b""
+    with contextlib.suppress(OSError):  # reading fails once the grade ends and closes it
+        while chunk := os.read(controller, 4096):
+            seen += chunk
+    os.close(controller)
+    assert process.wait(timeout=120) == 0
+    assert b"Takes a while 1s" in seen

@@ -94,6 +94,34 @@ def test_named_rng_depends_on_the_name_and_seed_not_on_the_check(tmp_path):
     assert draws(2)[1]["draw"] != second["draw"]
 
 
+def test_on_start_hears_each_check_s_limit_and_a_training_check_s_budget(tmp_path):
+    public = """
+        import pytest
+
+        class TrainingLimit:
+            def budget(self, device):
+                return 60.0
+
+            def __call__(self, device):
+                return self.budget(device) + 10
+
+        @pytest.mark.points(5)
+        @pytest.mark.timeout(TrainingLimit())
+        def test_trains(student):
+            pass
+
+        @pytest.mark.points(5)
+        @pytest.mark.timeout(3)
+        def test_quick(student):
+            pass
+        """
+    heard = []
+    course = load_course(make_course(tmp_path, public))
+    grade("toy", tmp_path / "submission", course=course, device="cpu",
+          on_start=lambda *args: heard.append(args))  # fmt: skip
+    assert heard == [("trains", 70.0, 60.0), ("quick", 3.0, None)]
+
+
 def test_partial_credit_scales_points_and_sets_the_message(tmp_path):
     result = grade_toy(
         tmp_path,

@@ -42,10 +42,12 @@ class LiveProgress:
         self.points = 0.0
         self.current = ""
         self.limit = 0.0
+        self.budget: float | None = None
         self.started = time.monotonic()
 
-    def on_start(self, name: str, limit: float) -> None:
-        self.current, self.limit, self.started = name, limit, time.monotonic()
+    def on_start(self, name: str, limit: float, budget: float | None) -> None:
+        self.current, self.limit, self.budget = name, limit, budget
+        self.started = time.monotonic()
 
     def on_result(self, check: CheckResult) -> None:
         self.done += 1
@@ -57,7 +59,9 @@ class LiveProgress:
         if self.current:
             elapsed = time.monotonic() - self.started
             text.append(f" · {self.current} {elapsed:.0f}s", "bold")
-            if elapsed >= 2:
+            if elapsed >= 2 and self.budget is not None:
+                text.append(f" of a {self.budget:g}s budget (stopped at {self.limit:g}s)", "dim")
+            elif elapsed >= 2:
                 text.append(f" of {self.limit:g}s allowed per call", "dim")
         return text
 
@@ -152,7 +156,8 @@ def run(
     if repeat > 1:
         use_fork_server()  # the first grade starts its worker anew; the others are forked
     for _ in range(repeat):
-        progress = LiveProgress(Console(stderr=True))
+        # The real stderr, bound now: while checks run, pytest's output is redirected.
+        progress = LiveProgress(Console(file=sys.stderr))
         with progress.shown():
             grades.append(
                 grade(
