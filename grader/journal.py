@@ -8,7 +8,8 @@ and fsynced before the next check starts. A grade that finds a journal with its 
 reports those checks from it and runs only the others; a grade that completes deletes its
 journal. A torn last line (the grader was killed while writing it) is ignored, so that check
 simply runs again, and a journal that cannot be read is replaced: the worst case is a clean
-regrade, never a wrong or half-written result.
+regrade, never a wrong or half-written result. Journals of grades nobody resumed (the
+submission changed since, or it was never graded again) are removed after `STALE_AFTER_S`.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import contextlib
 import hashlib
 import json
 import os
+import time
 from dataclasses import asdict, fields
 from pathlib import Path
 from typing import IO, Any
@@ -24,6 +26,7 @@ from typing import IO, Any
 from grader.result import CheckResult
 
 _FIELDS = {f.name for f in fields(CheckResult)}
+STALE_AFTER_S = 14 * 24 * 3600
 
 
 class Journal:
@@ -55,6 +58,7 @@ class Journal:
     def start(self, resumed: dict[str, CheckResult]) -> None:
         """Open the journal for this run, keeping (rewriting) the checks being resumed."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        remove_stale(self.path.parent)
         temporary = self.path.with_suffix(".tmp")
         with temporary.open("w", encoding="utf-8") as file:
             file.write(json.dumps({"journal": self.identity}, sort_keys=True) + "\n")
@@ -90,3 +94,15 @@ def _load(line: str) -> Any:
         return json.loads(line)
     except ValueError:
         return None
+
+
+def remove_stale(folder: Path, max_age_s: float = STALE_AFTER_S) -> list[Path]:
+    """Remove the journals in `folder` untouched for `max_age_s`; the ones removed."""
+    cutoff = time.time() - max_age_s
+    removed = []
+    for path in Path(folder).glob("*.jsonl"):
+        with contextlib.suppress(OSError):
+            if path.stat().st_mtime < cutoff:
+                path.unlink()
+                removed.append(path)
+    return removed

@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -159,3 +160,15 @@ def test_kill_9_mid_grade_then_the_cli_reports_the_finished_checks(tmp_path: Pat
             json.loads(resumed.stdout)["tests"], json.loads(clean.stdout)["tests"], strict=True
         )
     ]
+
+
+def test_journals_nobody_resumed_are_removed_after_two_weeks(tmp_path: Path):
+    old, recent = Journal(tmp_path, {"n": 1}), Journal(tmp_path, {"n": 2})
+    for journal in (old, recent):
+        journal.start({})
+        journal.close(completed=False)
+    month_ago = time.time() - 30 * 24 * 3600
+    os.utime(old.path, (month_ago, month_ago))
+    Journal(tmp_path, IDENTITY).start({})
+    assert not old.path.exists()
+    assert recent.path.exists()
