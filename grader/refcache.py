@@ -396,9 +396,13 @@ class RecordedReference:
     def __init__(self, path: Path) -> None:
         try:
             document = json.loads(path.read_text(encoding="utf-8"))
-            known = (document.get("format"), document.get("version"))
-            if known != (ANSWERS_FORMAT, ANSWERS_VERSION):
-                raise ValueError("not a reference answers file of a known version")
+            if document.get("format") != ANSWERS_FORMAT:
+                raise ValueError("not a reference answers file")
+            if document.get("version") != ANSWERS_VERSION:
+                raise ValueError(
+                    f"its format version {document.get('version')!r} is not the "
+                    f"{ANSWERS_VERSION} this grader reads; run `grade release` again"
+                )
             self._seed = int(document["seed"])
             self._functions = set(document["functions"])
             self._attributes = {

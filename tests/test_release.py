@@ -132,3 +132,17 @@ def test_recorded_reference_replays_answers_and_skips_unknown_inputs(tmp_path):
         replay.double(np.arange(4))
     with pytest.raises(pytest.skip.Exception):
         replay.triple(1)
+
+
+def test_a_bundle_from_an_older_answers_format_says_to_release_again(bundle, tmp_path):
+    work = tmp_path / "bundle"
+    shutil.copytree(bundle.folder, work)
+    answers = next(work.rglob(ANSWERS_FILE))
+    document = json.loads(answers.read_text())
+    answers.write_text(json.dumps({**document, "version": 1}))
+    shutil.copy2(CORRECT / "perceptron.py", work / "assignment1" / "perceptron.py")
+    result = CliRunner().invoke(
+        cli, ["assignment1", "--course", str(work), "--submission", str(work / "assignment1")]
+    )
+    assert result.exit_code == 3
+    assert "run `grade release` again" in " ".join(result.output.split())
