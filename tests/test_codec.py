@@ -164,6 +164,7 @@ ARANGE3 = np.arange(3.0).tobytes()
         ({"$a": 0, "dtype": 8, "shape": [3]}, ARANGE3),
         ({"$a": 0, "dtype": "<f8", "shape": [1000]}, ARANGE3),
         ({"$a": 0, "dtype": "<f8", "shape": [10**12, 10**12]}, ARANGE3),
+        ({"$a": 0, "dtype": "<f8", "shape": [0, 10**30]}, b""),
         ({"$a": 0, "dtype": "<f8", "shape": [-3]}, ARANGE3),
         ({"$a": 0, "dtype": "<f8", "shape": [True, 3]}, ARANGE3),
         ({"$a": 0, "dtype": "<f8", "shape": 3}, ARANGE3),
@@ -174,8 +175,8 @@ ARANGE3 = np.arange(3.0).tobytes()
     ],
     ids=[
         "object", "structured", "unicode", "datetime", "unknown", "not-text", "truncated",
-        "huge-shape", "negative", "bool-dim", "shape-not-list", "order", "no-dtype",
-        "blob-index", "scalar-not-0d",
+        "huge-shape", "empty-but-huge", "negative", "bool-dim", "shape-not-list", "order",
+        "no-dtype", "blob-index", "scalar-not-0d",
     ],
 )  # fmt: skip
 def test_decoder_rejects_anything_but_numeric_arrays(node, blob):
@@ -300,7 +301,9 @@ ARRAY_FIELDS = st.fixed_dictionaries(
             JSON_SCALARS,
         ),
         "shape": st.one_of(
-            st.lists(st.one_of(st.integers(-3, 6), JSON_SCALARS), max_size=4), JSON_SCALARS
+            st.lists(st.one_of(st.integers(-3, 6), JSON_SCALARS), max_size=4),
+            st.lists(st.sampled_from([0, 1, 2**31, 2**63, 10**30]), max_size=4),  # empty, huge
+            JSON_SCALARS,
         ),
         "order": st.one_of(st.sampled_from(["C", "F"]), JSON_SCALARS),
     }

@@ -288,8 +288,10 @@ class Decoder:
         blob = self.blobs[index]
         if len(blob) != dtype.itemsize * math.prod(shape):
             raise ProtocolError("array data has the wrong length")
-        data = np.frombuffer(blob, dtype=dtype)
-        array = data.reshape(shape, order=order)
+        try:  # numpy refuses some shapes the length check passes, e.g. [0, 10**30]
+            array = np.frombuffer(blob, dtype=dtype).reshape(shape, order=order)
+        except ValueError as exc:
+            raise ProtocolError(f"malformed array: {exc}") from exc
         return array.astype(dtype.newbyteorder("="), order="K")  # a native, writable copy
 
 
