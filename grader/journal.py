@@ -23,6 +23,7 @@ from dataclasses import asdict, fields
 from pathlib import Path
 from typing import IO, Any
 
+from grader.refcache import write_atomic
 from grader.result import CheckResult
 
 _FIELDS = {f.name for f in fields(CheckResult)}
@@ -59,12 +60,9 @@ class Journal:
         """Open the journal for this run, keeping (rewriting) the checks being resumed."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
         remove_stale(self.path.parent)
-        temporary = self.path.with_suffix(".tmp")
-        with temporary.open("w", encoding="utf-8") as file:
-            file.write(json.dumps({"journal": self.identity}, sort_keys=True) + "\n")
-            for result in resumed.values():
-                file.write(json.dumps(asdict(result)) + "\n")
-        os.replace(temporary, self.path)
+        lines = [json.dumps({"journal": self.identity}, sort_keys=True)]
+        lines += [json.dumps(asdict(result)) for result in resumed.values()]
+        write_atomic(self.path, ("\n".join(lines) + "\n").encode("utf-8"))
         self._file = self.path.open("a", encoding="utf-8")
         self.resumed = resumed
 
