@@ -72,11 +72,9 @@ class ForkServer:
         self.broken = not self._ready
         return self._ready
 
-    def spawn(
-        self, config: dict[str, Any], env: dict[str, str], cwd: str, fds: list[int]
-    ) -> int | None:
+    def spawn(self, config: dict[str, Any], env: dict[str, str], fds: list[int]) -> int | None:
         """Fork a worker holding `fds` (its read end, write end, output); its pid, or None."""
-        request = json.dumps({"op": "spawn", "config": config, "env": env, "cwd": cwd}).encode()
+        request = json.dumps({"op": "spawn", "config": config, "env": env}).encode()
         with self._lock:
             if not self._check_ready(0.0):
                 return None

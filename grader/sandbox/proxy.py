@@ -303,7 +303,7 @@ class Sandbox:
         config = {**config, "read_fd": to_worker_r, "write_fd": from_worker_w}
         try:
             passed = [to_worker_r, from_worker_w, output_w]
-            pid = server.spawn(config, env, config["submission_dir"], passed)
+            pid = server.spawn(config, env, passed)
         finally:
             for fd in (to_worker_r, from_worker_w, output_w):
                 os.close(fd)

@@ -83,7 +83,6 @@ def _become_worker(request: dict, fds: list[int]) -> None:
             os.close(spare)
         os.environ.clear()
         os.environ.update(request["env"])
-        os.chdir(request["cwd"])
         random.seed()  # as unpredictable as in a fresh interpreter
         np.random.seed()
         config = {**request["config"], "read_fd": read_fd, "write_fd": write_fd}
