@@ -33,11 +33,12 @@ from pathlib import Path
 from typing import Any
 
 from grader import __version__
+from grader.atomicfile import write_atomic
 from grader.course import Assignment, Course, load_course
 from grader.errors import BadInput
 from grader.fingerprint import grade_fingerprint
 from grader.pool import Job, Pool, Student, WorkerConfig
-from grader.refcache import CacheStats, write_atomic
+from grader.refcache import CacheStats
 from grader.report.gradebook import (
     Column,
     StudentResult,

@@ -23,7 +23,7 @@ from dataclasses import asdict, fields
 from pathlib import Path
 from typing import IO, Any
 
-from grader.refcache import write_atomic
+from grader.atomicfile import write_atomic
 from grader.result import CheckResult
 
 _FIELDS = {f.name for f in fields(CheckResult)}

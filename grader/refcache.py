@@ -26,8 +26,6 @@ import functools
 import hashlib
 import importlib.util
 import json
-import os
-import tempfile
 import time
 import types
 from collections.abc import Iterator
@@ -38,6 +36,7 @@ from typing import Any, NoReturn
 import numpy as np
 
 from grader import __version__
+from grader.atomicfile import write_atomic
 from grader.course import Assignment
 from grader.errors import GraderError
 from grader.sandbox.codec import NUMERIC_KINDS, Decoder, Encoder, ProtocolError, pack, unpack
@@ -503,22 +502,3 @@ def reference_for(assignment: Assignment, device: str) -> Any:
     if _active is None:
         return module
     return CachedReference(module, _active, _namespace(path, device))
-
-
-def write_atomic(path: Path, data: bytes) -> None:
-    """Write `data` to `path` so readers see the old file or the new one, never a torn one."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(handle, "wb") as file:
-            file.write(data)
-            file.flush()
-            os.fsync(file.fileno())
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(temporary, 0o666 & ~umask)
-        os.replace(temporary, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(temporary)
-        raise

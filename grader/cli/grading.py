@@ -14,6 +14,7 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
+from grader.atomicfile import write_atomic
 from grader.cli.common import (
     EXIT_UNDER_THRESHOLD,
     course_option,
@@ -24,7 +25,7 @@ from grader.cli.common import (
 from grader.course import load_course
 from grader.data import data_dir
 from grader.errors import BadInput
-from grader.refcache import ReferenceCache, activate, write_atomic
+from grader.refcache import ReferenceCache, activate
 from grader.report import FORMATS
 from grader.report.markdown import append_step_summary
 from grader.report.table import renderables
