@@ -296,3 +296,12 @@ def test_a_model_that_is_no_module_is_named_in_the_message(sandbox):
     student = SubmissionProxy(sandbox)
     with pytest.raises(StudentException, match=r"must return a torch\.nn\.Module, got list"):
         student.harness("describe", [1, 2], label="inspecting the model")
+
+
+def test_the_course_recipe_earns_full_accuracy_points_on_the_sample():
+    """The thresholds' promise (assignments/assignment8/README.md): the course's MLP recipe
+    gets all the accuracy points, at the grader's own seed."""
+    result = graded(None, FIXTURES / "assignment8" / "course_recipe", keyword="accuracy")
+    (accuracy,) = result.tests
+    assert accuracy.status == "passed", accuracy.message
+    assert accuracy.score == accuracy.max_score == 60
