@@ -116,6 +116,20 @@ def test_bad_input_is_one_clear_line_and_exit_2(args, message):
     assert "Traceback" not in result.output
 
 
+@pytest.mark.parametrize(
+    ("command", "usage"),
+    [
+        (["assignment1", "--no-such-option"], "Usage: grade ASSIGNMENT [OPTIONS]\n"),
+        (["run", "assignment1", "--no-such-option"], "Usage: grade run ASSIGNMENT [OPTIONS]\n"),
+    ],
+)
+def test_usage_lines_show_the_order_grade_accepts(command, usage):
+    result = CliRunner().invoke(cli, command, prog_name="grade")
+    assert result.exit_code == 2
+    assert result.stderr.startswith(usage), result.stderr
+    assert "grade  " not in result.stderr
+
+
 def test_corrupt_zip_is_bad_input(tmp_path):
     broken = tmp_path / "broken.zip"
     broken.write_bytes(b"PK\x03\x04 definitely not a zip")

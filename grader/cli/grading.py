@@ -87,7 +87,29 @@ def parse_report(ctx: click.Context, param: click.Parameter, values: tuple[str, 
     return reports
 
 
-@click.command("run", hidden=True)
+class _UnnamedContext(click.Context):
+    """`grade ASSIGNMENT` reaches the hidden `run` command without naming it: no empty word
+    in its usage line ("grade  ASSIGNMENT") or in the "Try 'grade --help'" hint."""
+
+    @property
+    def command_path(self) -> str:
+        return super().command_path.rstrip()
+
+
+class GradingCommand(click.Command):
+    """The `run` command, whose usage line shows the order `grade` accepts."""
+
+    context_class = _UnnamedContext
+
+    def collect_usage_pieces(self, ctx: click.Context) -> list[str]:
+        """ASSIGNMENT before [OPTIONS]: options written first would go to `grade` itself."""
+        arguments = [
+            piece for param in self.get_params(ctx) for piece in param.get_usage_pieces(ctx)
+        ]
+        return [*arguments, self.options_metavar]
+
+
+@click.command("run", hidden=True, cls=GradingCommand)
 @click.argument("assignment")
 @click.option(
     "--submission",
