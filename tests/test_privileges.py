@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import resource
 import stat
 from pathlib import Path
 
@@ -16,9 +17,14 @@ from grader.sandbox.privileges import (
     world_readable,
 )
 from grader.sandbox.proxy import Sandbox, SubmissionProxy
+from grader.sandbox.worker import process_limit
 
 PROBE = """
-import os, time
+import os, resource, time
+
+
+def process_limit():
+    return resource.getrlimit(resource.RLIMIT_NPROC)[0]
 
 
 def identity():
@@ -93,9 +99,25 @@ def test_the_worker_still_writes_its_own_folder(worker):
 
 def test_the_process_count_limit_binds_the_worker(worker):
     proxy, box = worker
+    if not is_root():
+        # Its uid is shared with the user's other programs: the limit sits above them.
+        assert 20 < proxy.process_limit() < resource.RLIM_INFINITY
+        assert proxy.fork_many(5) == 5
+        return
     started = proxy.fork_many(60)
     if unprivileged(box):
+        assert proxy.process_limit() == 20
         assert started < 20
+
+
+def test_a_shared_uid_gets_its_allowance_on_top_of_the_tasks_running_now(tmp_path, monkeypatch):
+    loadavg = tmp_path / "loadavg"
+    loadavg.write_text("0.52 0.58 0.59 3/1873 40211\n")
+    monkeypatch.setattr(os, "geteuid", lambda: 1000)
+    assert process_limit(20, str(loadavg)) == 1873 + 20
+    assert process_limit(20, str(tmp_path / "no-proc")) is None
+    monkeypatch.setattr(os, "geteuid", lambda: 0)  # its own uid once privileges drop
+    assert process_limit(20, str(loadavg)) == 20
 
 
 def test_world_readable_needs_every_folder_above_to_be_searchable(tmp_path: Path):

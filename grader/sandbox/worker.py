@@ -65,6 +65,26 @@ class CallbackFailed(Exception):
     """A function the grader passed in (such as a loss `f`) raised when called back."""
 
 
+def process_limit(allowed: int, loadavg: str = "/proc/loadavg") -> int | None:
+    """The RLIMIT_NPROC value that lets the worker start `allowed` more tasks, or None.
+
+    The kernel counts every process and thread of the real uid against it. A root grader's
+    worker gets a uid of its own (`privileges`), so `allowed` is the limit. A worker of a
+    non-root grader shares its uid with the user's other programs (a browser or an editor
+    alone can run over a thousand threads), so it gets `allowed` on top of every task running
+    on the machine now (an upper bound of the user's own), or no limit where that count is
+    unknown (no /proc).
+    """
+    if os.geteuid() == 0:
+        return allowed
+    try:
+        with open(loadavg, encoding="ascii") as file:
+            running_total = file.read().split()[3]
+        return int(running_total.split("/")[1]) + allowed
+    except (OSError, ValueError, IndexError):
+        return None
+
+
 def apply_limits(limits: dict[str, Any]) -> list[str]:
     """Set this process's resource limits; return the ones the platform accepted."""
     import resource
@@ -76,6 +96,8 @@ def apply_limits(limits: dict[str, Any]) -> list[str]:
     applied = []
     for key, (name, scale) in wanted.items():
         value = limits.get(key)
+        if value and key == "processes":
+            value = process_limit(value)
         if not value or not hasattr(resource, name):
             continue
         soft = int(value * scale)
