@@ -5,9 +5,12 @@ from __future__ import annotations
 import os
 import resource
 import stat
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
+from support import ROOT
 
 from grader.sandbox.limits import Limits
 from grader.sandbox.privileges import (
@@ -101,7 +104,8 @@ def test_the_process_count_limit_binds_the_worker(worker):
     proxy, box = worker
     if not is_root():
         # Its uid is shared with the user's other programs: the limit sits above them.
-        assert 20 < proxy.process_limit() < resource.RLIM_INFINITY
+        limit = proxy.process_limit()
+        assert limit > 20 and limit != resource.RLIM_INFINITY  # RLIM_INFINITY is -1
         assert proxy.fork_many(5) == 5
         return
     started = proxy.fork_many(60)
@@ -118,6 +122,26 @@ def test_a_shared_uid_gets_its_allowance_on_top_of_the_tasks_running_now(tmp_pat
     assert process_limit(20, str(tmp_path / "no-proc")) is None
     monkeypatch.setattr(os, "geteuid", lambda: 0)  # its own uid once privileges drop
     assert process_limit(20, str(loadavg)) == 20
+
+
+SHARED_UID_WORKER = """
+import os, resource
+os.geteuid = lambda: 1000  # as a student's own grader runs
+from grader.sandbox.worker import apply_limits
+assert "RLIMIT_NPROC" in apply_limits({"processes": 20})
+tasks = int(open("/proc/loadavg").read().split()[3].split("/")[1])
+print(resource.getrlimit(resource.RLIMIT_NPROC)[0] - tasks)
+"""
+
+
+def test_a_worker_sharing_the_users_uid_may_start_its_allowance_beyond_the_running_tasks():
+    probe = subprocess.run(
+        [sys.executable, "-c", SHARED_UID_WORKER], cwd=ROOT, capture_output=True, text=True
+    )
+    assert probe.returncode == 0, probe.stderr
+    headroom = int(probe.stdout)
+    # Tasks of other programs may start or end between the two readings: a loose upper bound.
+    assert 0 < headroom < 1000
 
 
 def test_world_readable_needs_every_folder_above_to_be_searchable(tmp_path: Path):
