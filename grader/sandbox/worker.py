@@ -36,6 +36,7 @@ from grader.sandbox.codec import (
     Ref,
 )
 from grader.sandbox.hardening import harden
+from grader.sandbox.privileges import is_root
 
 _RLIMITS = {
     "cpu_s": ("RLIMIT_CPU", 1),
@@ -75,7 +76,7 @@ def process_limit(allowed: int, loadavg: str = "/proc/loadavg") -> int | None:
     on the machine now (an upper bound of the user's own), or no limit where that count is
     unknown (no /proc).
     """
-    if os.geteuid() == 0:
+    if is_root():
         return allowed
     try:
         with open(loadavg, encoding="ascii") as file:
