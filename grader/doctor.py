@@ -41,22 +41,32 @@ def _torch_facts() -> dict[str, str]:
     return facts
 
 
-PROBE = "import os\n\ndef parent():\n    return os.getppid()\n"
+PROBE = "def answer():\n    return 42\n"
 
 
-def _start_worker(folder: Path) -> tuple[int | str, Sandbox, float]:
-    """Start a worker on the probe: the worker's parent pid (or what went wrong), the
-    sandbox, and the seconds it took."""
+def _parent_of(pid: int | None) -> int | str:
+    """The parent of process `pid`, from /proc (the worker sees only its own namespace)."""
+    try:
+        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+    except (OSError, IndexError, ValueError):
+        return "unknown (no /proc)"
+
+
+def _start_worker(folder: Path) -> tuple[str | None, int | str, Sandbox, float]:
+    """Start a worker on the probe: what went wrong (None if nothing), the pid of the process
+    that started it, the sandbox, and the seconds it took."""
     sandbox = Sandbox(folder, "probe", Limits())
     started = time.perf_counter()
+    problem, parent = None, _parent_of(None)
     try:
-        parent = SubmissionProxy(sandbox).parent()
-        outcome = parent if isinstance(parent, int) else f"answered {parent!r}"
+        answer = SubmissionProxy(sandbox).answer()
+        parent = _parent_of(sandbox.pid)
+        problem = None if answer == 42 else f"answered {answer!r}"
     except StudentError as error:
-        outcome = f"failed: {error.message}"
+        problem = f"failed: {error.message}"
     finally:
         sandbox.close()
-    return outcome, sandbox, time.perf_counter() - started
+    return problem, parent, sandbox, time.perf_counter() - started
 
 
 def _try_fork_server(folder: Path, fresh_s: float) -> str:
@@ -67,7 +77,7 @@ def _try_fork_server(folder: Path, fresh_s: float) -> str:
         server = forkserver.current()
         if server is None or not server.ready(wait_s=30):
             return "unavailable: the template did not start; workers start anew"
-        parent, _, forked_s = _start_worker(folder)
+        _, parent, _, forked_s = _start_worker(folder)
         if parent != server.process.pid:
             return f"failed: the worker was not forked from the template ({parent})"
         return (
@@ -90,8 +100,8 @@ def probe() -> Diagnosis:
         folder = tmp / "submission"
         folder.mkdir()
         (folder / "probe.py").write_text(PROBE)
-        parent, sandbox, fresh_s = _start_worker(folder)
-        facts["worker"] = "starts and answers" if isinstance(parent, int) else parent
+        problem, _, sandbox, fresh_s = _start_worker(folder)
+        facts["worker"] = problem or "starts and answers"
         facts["fork server"] = _try_fork_server(folder, fresh_s)
     protections = {"resource limits": ", ".join(sandbox.applied_limits) or "none applied"}
     protections.update(sandbox.protections)

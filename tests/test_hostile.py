@@ -6,6 +6,7 @@ to 2 s so the suite stays fast; the grade must still complete with every check r
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -39,6 +40,25 @@ def graded(course, make_submission, transform):
         limits=limits,
         device="cpu",
     )
+
+
+def unique_sleep() -> str:
+    """A `sleep` argument no other process on the machine has: it marks a submission's children."""
+    return f"{np.random.default_rng().integers(10**6, 10**7)}.{os.getpid()}"
+
+
+def survivors(marker: str) -> list[int]:
+    """Live processes (seen from the grader) running `sleep marker`."""
+    found = []
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            args = cmdline.read_bytes().split(b"\0")
+            state = (cmdline.parent / "stat").read_text().rsplit(")", 1)[1].split()[0]
+        except (OSError, IndexError):
+            continue
+        if marker.encode() in args and state not in ("Z", "X"):
+            found.append(int(cmdline.parent.name))
+    return found
 
 
 def by_name(result):
@@ -236,7 +256,9 @@ def test_files_outside_the_workers_folder_cannot_be_written(course, make_submiss
         assert target.exists()
         return
     assert not target.exists()
-    assert "PermissionError" in by_name(result)["test_and_truth_table"].message
+    message = by_name(result)["test_and_truth_table"].message
+    # Denied by Landlock, or absent from the worker's private /tmp altogether.
+    assert "PermissionError" in message or "FileNotFoundError" in message
 
 
 def test_the_worker_has_no_network(course, make_submission):
@@ -274,26 +296,24 @@ def test_the_worker_cannot_signal_processes_outside_the_sandbox(course, make_sub
         assert not alive
         return
     assert alive
-    assert "PermissionError" in by_name(result)["test_and_truth_table"].message
+    message = by_name(result)["test_and_truth_table"].message
+    # Refused by Landlock's scope, or the process is not even visible from the worker's PID
+    # namespace.
+    assert "PermissionError" in message or "ProcessLookupError" in message
 
 
 def test_a_setsid_background_process_does_not_outlive_the_grade(course, make_submission):
+    marker = unique_sleep()
     body = (
-        "import os, time\n"
-        "pid = os.fork()\n"
-        "if pid == 0:\n"
+        "import os\n"
+        "if os.fork() == 0:\n"
         "    os.setsid()\n"
-        "    time.sleep(60)\n"
-        "    os._exit(0)\n"
-        "return pid"
+        f"    os.execv('/bin/sleep', ['sleep', {marker!r}])\n"
+        "return 0"
     )
     result = graded(course, make_submission, replace_function("AND", body))
-    message = by_name(result)["test_and_truth_table"].message
-    pid = int(message.split("got ")[1].split(",")[0])
-    assert pid > 0
-    stat = Path(f"/proc/{pid}/stat")
-    state = stat.read_text().rsplit(")", 1)[1].split()[0] if stat.exists() else "gone"
-    assert state in ("gone", "Z"), f"process {pid} still running (state {state})"
+    assert by_name(result)["test_and_truth_table"].status == "failed"
+    assert survivors(marker) == []
 
 
 def test_conftest_and_test_files_in_a_submission_are_never_run(course, make_submission, tmp_path):
@@ -329,19 +349,19 @@ def test_ignoring_sigterm_does_not_survive_a_timeout(course, make_submission):
 
 
 def test_hundreds_of_child_processes_are_all_killed(course, make_submission):
+    marker = unique_sleep()
     body = (
-        "import os, time\n"
-        "pids = []\n"
+        "import os\n"
+        "started = 0\n"
         "for _ in range(300):\n"
         "    try:\n"
         "        pid = os.fork()\n"
         "    except OSError:\n"
         "        break\n"
         "    if pid == 0:\n"
-        "        time.sleep(60)\n"
-        "        os._exit(0)\n"
-        "    pids.append(pid)\n"
-        "return len(pids) + pids[0] * 1000"
+        f"        os.execv('/bin/sleep', ['sleep', {marker!r}])\n"
+        "    started += 1\n"
+        "return started"
     )
     assignment = course.assignment("assignment1")
     result = grade(
@@ -354,11 +374,8 @@ def test_hundreds_of_child_processes_are_all_killed(course, make_submission):
     )
     check = by_name(result)["test_and_truth_table"]
     assert check.status == "failed", check.message
-    encoded = int(float(check.message.split("got ")[1].split(",")[0]))
-    first_child = encoded // 1000
-    stat = Path(f"/proc/{first_child}/stat")
-    state = stat.read_text().rsplit(")", 1)[1].split()[0] if stat.exists() else "gone"
-    assert state in ("gone", "Z")
+    assert int(float(check.message.split("got ")[1].split(",")[0])) > 100
+    assert survivors(marker) == []
 
 
 @pytest.mark.parametrize(

@@ -44,7 +44,8 @@ READ_ONLY = FS_EXECUTE | FS_READ_FILE | FS_READ_DIR
 FILE_RIGHTS = FS_EXECUTE | FS_WRITE_FILE | FS_READ_FILE | FS_TRUNCATE | FS_IOCTL_DEV
 SYSTEM_READ = ("/usr", "/lib", "/lib64", "/lib32", "/bin", "/etc", "/opt", "/proc", "/sys")
 DEVICE_DIRS = ("/dev",)
-SHARED_MEMORY = ("/dev/shm",)
+SHARED_MEMORY = ("/dev/shm", "/dev/mqueue")
+SCRATCH = "/tmp"
 
 
 class _RulesetAttr(ctypes.Structure):
@@ -101,21 +102,23 @@ def readable_roots(grader_package: str) -> list[str]:
     return sorted(r for r in roots if r and os.path.exists(r))
 
 
-def read_rules(roots: list[str], hidden: str) -> list[tuple[str, int]]:
-    """Read-only rules for `roots`, leaving the files under `hidden` unreadable.
+def read_rules(roots: list[str], hidden: str | tuple[str, ...]) -> list[tuple[str, int]]:
+    """Read-only rules for `roots`, leaving the files under each of `hidden` unreadable.
 
-    Landlock only adds rights, so a root that holds `hidden` (site-packages holding an
-    installed grader, whose package data includes the MNIST sample and its test labels) is
-    opened child by child, skipping the branch that leads to `hidden`. Folders on that path
-    stay listable; their files other than the skipped branch stay readable.
+    Landlock only adds rights, so a root that holds a hidden folder (site-packages holding an
+    installed grader, whose package data includes the MNIST sample and its test labels, or
+    torch in an assignment that forbids it) is opened child by child, skipping the branch
+    that leads to the hidden folder. Folders on that path stay listable; their files other
+    than the skipped branch stay readable.
     """
-    hidden = os.path.realpath(hidden)
+    hidden_paths = [os.path.realpath(h) for h in ((hidden,) if isinstance(hidden, str) else hidden)]
     rules: dict[str, int] = {}
 
     def add(real: str) -> None:
-        if real == hidden:
+        if real in hidden_paths:
             return
-        if not hidden.startswith(real.rstrip(os.sep) + os.sep):
+        prefix = real.rstrip(os.sep) + os.sep
+        if not any(h.startswith(prefix) for h in hidden_paths):
             rules[real] = READ_ONLY
             return
         rules.setdefault(real, FS_READ_DIR)
@@ -131,19 +134,49 @@ def read_rules(roots: list[str], hidden: str) -> list[tuple[str, int]]:
 ALL_RIGHTS = -1  # every right the kernel handles
 
 
-def filesystem_rules(writable: str, grader_package: str) -> list[tuple[str, int]]:
-    """What the worker may touch: read its runtime (not the grader's data), write its folder."""
+def device_rules(private_scratch: bool) -> list[tuple[str, int]]:
+    """Every device node (GPUs included), but not the shared memory folders under /dev,
+    which other processes on the machine share, unless they are the worker's own."""
+    if not os.path.isdir(DEVICE_DIRS[0]):
+        return []
+    rules = [(DEVICE_DIRS[0], READ_ONLY)]
+    with os.scandir(DEVICE_DIRS[0]) as entries:
+        for entry in entries:
+            if entry.path in SHARED_MEMORY and not private_scratch:
+                continue
+            rules.append((entry.path, ALL_RIGHTS))
+    return rules
+
+
+def filesystem_rules(
+    writable: str,
+    grader_package: str,
+    hidden: tuple[str, ...] = (),
+    private_scratch: bool = False,
+) -> list[tuple[str, int]]:
+    """What the worker may touch: read its runtime (not the grader's data, nor `hidden`
+    libraries), write its folder (and its private /tmp when it has one)."""
     package = os.path.dirname(os.path.realpath(grader_package))
-    rules = read_rules(readable_roots(grader_package), hidden=package)
+    rules = read_rules(readable_roots(grader_package), hidden=(package, *hidden))
     rules.append((grader_package, READ_ONLY))
-    rules += [(path, ALL_RIGHTS) for path in DEVICE_DIRS + SHARED_MEMORY if os.path.isdir(path)]
+    rules += device_rules(private_scratch)
+    if private_scratch:
+        rules.append((SCRATCH, ALL_RIGHTS))
     rules.append((writable, ALL_RIGHTS))
     return rules
 
 
-def restrict_filesystem(abi: int, writable: str, grader_package: str, block_tcp: bool) -> str:
+def restrict_filesystem(
+    abi: int,
+    writable: str,
+    grader_package: str,
+    block_tcp: bool,
+    hidden: tuple[str, ...] = (),
+    private_scratch: bool = False,
+) -> str:
     """Apply the worker's Landlock ruleset to this process (irreversible)."""
-    return apply_landlock(abi, filesystem_rules(writable, grader_package), block_tcp)
+    rules = filesystem_rules(writable, grader_package, hidden, private_scratch)
+    return apply_landlock(abi, rules, block_tcp)
 
 
 def apply_landlock(abi: int, rules: list[tuple[str, int]], block_tcp: bool) -> str:
@@ -197,14 +230,29 @@ def _add_path_rule(libc: ctypes.CDLL, add_rule: int, ruleset: int, path: str, ri
         os.close(fd)
 
 
-def harden(writable: str, grader_package: str, enabled: bool = True) -> dict[str, str]:
-    """Apply every available protection; return what each one did (for reports and doctor)."""
+def harden(
+    writable: str,
+    grader_package: str,
+    enabled: bool = True,
+    *,
+    isolated: bool = False,
+    hidden: tuple[str, ...] = (),
+    uid: int | None = None,
+) -> dict[str, str]:
+    """Apply every available protection; return what each one did (for reports and doctor).
+
+    `isolated`: the worker is already in its own namespaces (`namespaces.isolate`) with a
+    private /tmp; `hidden`: folders of forbidden libraries; `uid`: the uid a root worker
+    switches to (default: one derived from its pid).
+    """
     if not enabled:
         return {"hardening": "disabled by the course (sandbox.harden = false)"}
-    report = {"network": isolate_network()}
+    report = {} if isolated else {"network": isolate_network()}
     abi = landlock_abi()
-    block_tcp = not report["network"].startswith("active")
-    report["filesystem"] = restrict_filesystem(abi, writable, grader_package, block_tcp)
+    block_tcp = not isolated and not report["network"].startswith("active")
+    report["filesystem"] = restrict_filesystem(
+        abi, writable, grader_package, block_tcp, hidden, private_scratch=isolated
+    )
     if block_tcp:
         landlock_on = report["filesystem"].startswith("active") and abi >= 4
         report["network"] = (
@@ -216,5 +264,5 @@ def harden(writable: str, grader_package: str, enabled: bool = True) -> dict[str
     )  # fmt: skip
     report["no_new_privileges"] = no_new_privileges()
     landlock_on = report["filesystem"].startswith("active")
-    report["privileges"] = drop_privileges(writable, grader_package, landlock_on)
+    report["privileges"] = drop_privileges(writable, grader_package, landlock_on, uid)
     return report

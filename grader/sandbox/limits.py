@@ -12,7 +12,8 @@ class Limits:
 
     `memory_kind` is "as" (address space: right for NumPy) or "data" (heap only: CUDA maps
     huge address ranges and breaks under RLIMIT_AS). `harden` applies the OS protections of
-    `grader.sandbox.hardening` (filesystem, network, signals) where the machine has them.
+    `grader.sandbox.hardening` (filesystem, network, signals) where the machine has them;
+    `scratch_mb` sizes the worker's private tmpfs (its /tmp, /dev/shm and submission copy).
     """
 
     call_timeout_s: float = 10.0
@@ -25,6 +26,7 @@ class Limits:
     open_files: int = 256
     processes: int = 512
     output_kb: int = 64
+    scratch_mb: int = 256
     harden: bool = True
 
     @classmethod

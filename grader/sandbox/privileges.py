@@ -5,10 +5,12 @@ may signal or write anything Landlock does not cover. So a root worker switches 
 its own (one per worker, so that the process-count limit counts only its own processes and
 two workers of a batch cannot signal each other), with no supplementary groups.
 
-Python installations under a root-only folder (a `/root/.pyenv`, say) are unreadable to that
-uid. The worker then keeps one capability, CAP_DAC_READ_SEARCH, which lets it read files
-whatever their mode — but only when Landlock is active, since Landlock still bounds what it
-may read. Without Landlock and without a world-readable Python it stays root and says why.
+Python installations under a root-only folder (a `/root/.pyenv`, say) would be unreadable to
+that uid; in its own mount namespace the worker sees them through read-only binds
+(`namespaces.private_files`), so it drops every capability. Only where there is no mount
+namespace does it keep one, CAP_DAC_READ_SEARCH, and only while Landlock bounds what it may
+read; without either it stays root and says why. A non-root worker in a user namespace drops
+the capabilities that namespace gave it.
 
 This module runs inside the worker: standard library only.
 """
@@ -107,15 +109,40 @@ def _mapped(uid: int) -> bool:
     return any(inside <= uid < inside + count for inside, _outside, count in ranges)
 
 
-def worker_uid() -> int | None:
+def worker_uid(preferred: int | None = None) -> int | None:
     """The uid this worker runs as: its own where the namespace allows, else nobody."""
-    return next((u for u in (UID_BASE + os.getpid(), NOBODY) if _mapped(u)), None)
+    own = preferred if preferred is not None else UID_BASE + os.getpid()
+    return next((u for u in (own, NOBODY) if _mapped(u)), None)
 
 
-def drop_privileges(writable: str, grader_package: str, landlock_active: bool) -> str:
-    """Switch a root worker to its own uid; return what was done (for reports and doctor)."""
-    if not is_root():
+def _has_capabilities() -> bool:
+    """Whether this process holds any capability (a non-root worker in a user namespace)."""
+    try:
+        with open("/proc/self/status") as f:
+            fields = dict(line.split(":", 1) for line in f if ":" in line)
+        return int(fields["CapEff"].strip(), 16) != 0 or int(fields["CapPrm"].strip(), 16) != 0
+    except (OSError, KeyError, ValueError):
+        return False
+
+
+def drop_capabilities() -> str:
+    """Drop every capability (a non-root worker holds them all in its user namespace)."""
+    libc = c_library()
+    if libc is None or not _has_capabilities():
         return "not needed: the grader does not run as root"
+    _drop_bounding_set(libc, None)
+    if not _set_capabilities(libc, None):
+        return f"failed: capset: {os.strerror(ctypes.get_errno())}"
+    return "active: every capability of its user namespace dropped"
+
+
+def drop_privileges(
+    writable: str, grader_package: str, landlock_active: bool, uid: int | None = None
+) -> str:
+    """Switch a root worker to its own uid (`uid`, else one derived from its pid) with no
+    capabilities; return what was done (for reports and doctor)."""
+    if not is_root():
+        return drop_capabilities()
     if sys.platform != "linux":
         return "unavailable: not Linux"
     keep = None
@@ -126,7 +153,7 @@ def drop_privileges(writable: str, grader_package: str, landlock_active: bool) -
                 "Landlock, keeping CAP_DAC_READ_SEARCH would let the worker read any file"
             )
         keep = CAP_DAC_READ_SEARCH
-    uid = worker_uid()
+    uid = worker_uid(uid)
     if uid is None:
         return "unavailable: this user namespace maps no unprivileged uid"
     libc = c_library()
@@ -144,6 +171,10 @@ def drop_privileges(writable: str, grader_package: str, landlock_active: bool) -
     if not _set_capabilities(libc, keep):
         return f"failed: capset: {os.strerror(ctypes.get_errno())}"
     libc.prctl(PR_SET_KEEPCAPS, 0, 0, 0, 0)
-    kept = ", keeps CAP_DAC_READ_SEARCH to read a root-only Python" if keep is not None else ""
+    kept = (
+        ", keeps CAP_DAC_READ_SEARCH to read a root-only Python (no mount namespace)"
+        if keep is not None
+        else ", no capabilities"
+    )
     who = "nobody" if uid == NOBODY else "a uid of its own"
     return f"active: runs as {who}, no groups{kept}"

@@ -48,6 +48,7 @@ BOOTSTRAP = (
 )
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 PASSED_VARIABLES = ("CUDA_VISIBLE_DEVICES",)  # the worker trains on the GPU the grader was given
+EXIT_GRACE_S = 1.0  # how long a worker whose pipe closed may take to report its own exit
 
 
 def worker_environment(home: Path | None) -> dict[str, str]:
@@ -230,6 +231,11 @@ class Sandbox:
         return folder
 
     @property
+    def pid(self) -> int | None:
+        """The pid (in the grader's PID namespace) of the running worker's first process."""
+        return self._process.pid if self._process is not None else None
+
+    @property
     def folder(self) -> Path | None:
         """The running worker's private folder (its copy of the submission and its home)."""
         return self._folder.path if self._folder is not None else None
@@ -265,7 +271,12 @@ class Sandbox:
         """A new interpreter running the worker; it and our ends of its two pipes."""
         to_worker_r, to_worker_w = os.pipe()
         from_worker_r, from_worker_w = os.pipe()
-        config = {**config, "read_fd": to_worker_r, "write_fd": from_worker_w}
+        config = {
+            **config,
+            "read_fd": to_worker_r,
+            "write_fd": from_worker_w,
+            "parent_pid": os.getpid(),
+        }
         try:
             process = subprocess.Popen(
                 [sys.executable, "-I", "-u", "-B", "-c", BOOTSTRAP, GRADER_ROOT,
@@ -326,7 +337,7 @@ class Sandbox:
                 )
             )
         except (ChannelClosed, ProtocolError):
-            code = self._kill()
+            code = self._kill(grace_s=EXIT_GRACE_S)
             self._fail_import(
                 SubmissionImportError(
                     f"the submission stopped the grader's worker while {self.module}.py was being "
@@ -357,11 +368,17 @@ class Sandbox:
         self.import_failure = error
         raise error
 
-    def _kill(self) -> int | None:
-        """Kill the worker's whole process group; return its exit status."""
+    def _kill(self, grace_s: float = 0.0) -> int | None:
+        """Kill the worker's whole process group; return its exit status.
+
+        `grace_s`: the worker is ending by itself (its pipe closed); let it finish for up to
+        that long first, so that the status it reports is its own and not our SIGKILL.
+        """
         process, self._process = self._process, None
         if process is None:
             return None
+        if grace_s > 0:
+            _await_exit(process.pid, grace_s)
         for _ in range(3):  # descendants may fork while we look; setsid ones leave the group
             for pid in descendants(process.pid):
                 with contextlib.suppress(ProcessLookupError, PermissionError):
@@ -471,7 +488,7 @@ class Sandbox:
                 "(an infinite loop, or much slower than needed?)."
             ) from None
         except ChannelClosed:
-            code = self._kill()
+            code = self._kill(grace_s=EXIT_GRACE_S)
             raise WorkerCrashed(
                 f"{label} stopped the grader's worker process ({_exit_description(code)})."
             ) from None
@@ -527,6 +544,19 @@ class Sandbox:
 
     def _remote(self, handle: Handle) -> RemoteObject:
         return RemoteObject(self, handle, self.generation)
+
+
+def _await_exit(pid: int, seconds: float) -> None:
+    """Wait up to `seconds` for process `pid` to exit (become a zombie); Linux only."""
+    stat = Path(f"/proc/{pid}/stat")
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        try:
+            if stat.read_text().rsplit(")", 1)[1].split()[0] in ("Z", "X"):
+                return
+        except (OSError, IndexError):
+            return
+        time.sleep(0.002)
 
 
 def descendants(root: int) -> list[int]:

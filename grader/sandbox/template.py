@@ -46,10 +46,11 @@ def main(fd: int) -> None:
             return
         request = json.loads(data)
         if request.get("op") == "spawn" and len(fds) == 3:
+            template = os.getpid()
             pid = os.fork()
             if pid == 0:
                 channel.close()
-                _become_worker(request, fds)
+                _become_worker(request, fds, template)
             for passed in fds:
                 os.close(passed)
             channel.send(json.dumps({"pid": pid}).encode())
@@ -69,7 +70,7 @@ def _reap(pid: int) -> int | None:
     return os.waitstatus_to_exitcode(status)
 
 
-def _become_worker(request: dict, fds: list[int]) -> None:
+def _become_worker(request: dict, fds: list[int], template: int) -> None:
     """In the forked child: take the worker's place and never return."""
     code = 1
     try:
@@ -85,7 +86,12 @@ def _become_worker(request: dict, fds: list[int]) -> None:
         os.environ.update(request["env"])
         random.seed()  # as unpredictable as in a fresh interpreter
         np.random.seed()
-        config = {**request["config"], "read_fd": read_fd, "write_fd": write_fd}
+        config = {
+            **request["config"],
+            "read_fd": read_fd,
+            "write_fd": write_fd,
+            "parent_pid": template,
+        }
         worker.main(json.dumps(config))
         code = 0
     except SystemExit as exit_request:

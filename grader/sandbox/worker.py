@@ -35,8 +35,9 @@ from grader.sandbox.codec import (
     ProtocolError,
     Ref,
 )
-from grader.sandbox.hardening import harden
-from grader.sandbox.privileges import is_root
+from grader.sandbox.hardening import harden, readable_roots
+from grader.sandbox.namespaces import isolate, private_files, watch_parent
+from grader.sandbox.privileges import UID_BASE, is_root
 
 _RLIMITS = {
     "cpu_s": ("RLIMIT_CPU", 1),
@@ -265,6 +266,23 @@ def _changes(refs: dict[int, Any], snapshot: dict[int, Any]) -> list[tuple[int, 
     return changed
 
 
+forbidden_files: dict[str, str] = {}  # folder of a forbidden library -> its name
+
+
+def _forbidden_library_behind(exc: BaseException) -> str | None:
+    """The forbidden library whose (hidden) files the failure was about, if any."""
+    seen = 0
+    while exc is not None and seen < 10:
+        text = " ".join(
+            str(x) for x in (getattr(exc, "filename", None), getattr(exc, "path", None), exc)
+        )
+        for folder, name in forbidden_files.items():
+            if folder in text:
+                return name
+        exc, seen = exc.__cause__ or exc.__context__, seen + 1
+    return None
+
+
 def describe_exception(exc: BaseException, submission_dir: str) -> dict:
     """The student's exception as data: type, message and the frames in their own files."""
     try:
@@ -273,6 +291,9 @@ def describe_exception(exc: BaseException, submission_dir: str) -> dict:
         message = "<exception message could not be printed>"
     if isinstance(exc, SystemExit):
         message = f"sys.exit({exc.code!r}) was called"
+    library = _forbidden_library_behind(exc)
+    if library is not None:
+        message = f"{library} may not be used in this assignment ({message})"
     frames = []
     for frame in traceback.extract_tb(exc.__traceback__):
         if frame.filename.startswith("<"):
@@ -292,21 +313,72 @@ def describe_exception(exc: BaseException, submission_dir: str) -> dict:
     }
 
 
+def forbidden_locations(names: tuple[str, ...]) -> dict[str, str]:
+    """The installed folders of the forbidden libraries (folder -> name), found without
+    importing them, so the worker can be kept from reading their files at all."""
+    import importlib.util
+
+    found = {}
+    for name in names:
+        try:
+            spec = importlib.util.find_spec(name)
+        except (ImportError, ValueError):
+            continue
+        for location in (spec.submodule_search_locations or []) if spec else []:
+            if os.path.isdir(location):
+                found[os.path.realpath(location)] = name
+    return found
+
+
 def main(config_json: str) -> None:
-    """Entry point: limit, import the submission, report readiness, serve."""
+    """Entry point: isolate, limit, import the submission, report readiness, serve."""
     config = json.loads(config_json)
+    watch_parent(config.get("parent_pid"))
+    limits = config["limits"]
+    enabled = limits.get("harden", True)
+    isolation = isolate(enabled)
     channel = Channel(config["read_fd"], config["write_fd"])
-    applied = apply_limits(config["limits"])
     submission_dir = config["submission_dir"]
+    folder = os.path.dirname(os.path.realpath(submission_dir))
+    grader_package = os.path.dirname(os.path.realpath(__file__))
+    forbidden = tuple(config.get("forbidden_imports", ()))
+    hidden = forbidden_locations(forbidden) if enabled else {}
+    protections = dict(isolation.report)
+    private = False
+    if isolation.namespaces:
+        try:
+            files = private_files(
+                folder,
+                readable_roots(grader_package),
+                hidden,
+                limits.get("scratch_mb", 256),
+            )
+        except OSError as error:
+            protections["scratch"] = f"failed: {error.strerror or error}"
+        else:
+            private = True
+            folder = files.folder
+            submission_dir = os.path.join(folder, "submission")
+            os.environ["HOME"] = os.environ["TMPDIR"] = os.path.join(folder, "home")
+            protections.update(files.report)
+    applied = apply_limits(limits)
     os.chdir(submission_dir)
     sys.path[:] = [submission_dir] + [p for p in sys.path if p != config["grader_root"]]
-    protections = harden(
-        writable=os.path.dirname(os.path.realpath(submission_dir)),
-        grader_package=os.path.dirname(os.path.realpath(__file__)),
-        enabled=config["limits"].get("harden", True),
+    protections.update(
+        harden(
+            writable=folder,
+            grader_package=grader_package,
+            enabled=enabled,
+            isolated=private,
+            hidden=() if private else tuple(hidden),  # masked already when private
+            uid=UID_BASE + isolation.host_pid,
+        )
     )
+    # Changing credentials clears the parent-death signal: set it again.
+    watch_parent(1 if isolation.namespaces else config.get("parent_pid"))
     worker = Worker(channel, submission_dir)
-    install_import_guard(tuple(config.get("forbidden_imports", ())))
+    forbidden_files.update(hidden)
+    install_import_guard(forbidden)
     try:
         module = importlib.import_module(config["module"])
     except BaseException as exc:  # reported to the grader as the import failure

@@ -1,0 +1,361 @@
+"""A worker's own PID, mount, network and IPC namespaces, and the private files they hold.
+
+`isolate()` runs first in the worker (before limits, before Landlock, before the privilege
+drop) and splits it into three processes:
+
+* the *anchor*, the process the grader started: it waits, then exits as the worker did;
+* an *init* (PID 1 of a new PID namespace): it reaps, and when the worker ends it exits,
+  and the kernel kills everything else in the namespace (double-forked, `setsid` daemons
+  included), so nothing a submission starts outlives its worker;
+* the *worker*, which returns from `isolate()` and goes on to grade.
+
+Each of the three dies with its parent (parent-death signal, checked right after it is set),
+so a grader killed by SIGKILL or a closed SSH session takes its worker with it.
+
+`private_files()` then gives the worker, in its own mount namespace:
+
+* a size-capped tmpfs as `/tmp` holding its folder (a copy of the submission and a home),
+  with `/dev/shm` inside the same budget, and a fresh `/dev/mqueue`: nothing of it is shared
+  with other workers and nothing of it is left when the worker ends;
+* a `/proc` of its own PID namespace: it sees its own processes and no other's command line;
+* folders the Python installation needs but other users may not traverse (a `/root/.pyenv`,
+  say) covered by a tmpfs that holds read-only binds of exactly those paths, so the worker
+  can drop every capability and still import NumPy;
+* forbidden libraries (torch in a NumPy assignment) covered by a read-only tmpfs whose only
+  file is an `__init__.py` that refuses the import: none of their files can be loaded,
+  however the import machinery is driven.
+
+Nothing here changes the machine's mounts: the namespace is private and dies with the worker.
+This module runs inside the worker: standard library only.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import os
+import signal
+import stat
+from dataclasses import dataclass, field
+
+from grader.sandbox.libc import c_library, die_with_parent
+
+CLONE_NEWNS = 0x00020000
+CLONE_NEWIPC = 0x08000000
+CLONE_NEWUSER = 0x10000000
+CLONE_NEWPID = 0x20000000
+CLONE_NEWNET = 0x40000000
+MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC = 1, 2, 4, 8
+MS_REMOUNT, MS_BIND, MS_REC, MS_PRIVATE = 32, 4096, 16384, 1 << 18
+SCRATCH = "/tmp"
+SHARED_MEMORY = "/dev/shm"
+MESSAGE_QUEUES = "/dev/mqueue"
+
+
+class IsolationFailed(OSError):
+    """A namespace or mount the worker needs could not be set up."""
+
+
+@dataclass
+class Isolation:
+    """What `isolate()` achieved: the namespaces entered and the worker's uid on the host."""
+
+    namespaces: bool
+    host_pid: int
+    report: dict[str, str] = field(default_factory=dict)
+
+
+def _check(result: int, what: str) -> None:
+    if result != 0:
+        raise IsolationFailed(ctypes.get_errno(), f"{what}: {os.strerror(ctypes.get_errno())}")
+
+
+def watch_parent(expected: int | None) -> None:
+    """Die with our parent; if it is already gone (or is not `expected`), die now."""
+    die_with_parent()
+    if expected is not None and os.getppid() != expected:
+        os._exit(70)
+
+
+def isolate(enabled: bool = True) -> Isolation:
+    """Enter new PID, mount, network and IPC namespaces; only the worker returns.
+
+    Where the kernel refuses (not root and no unprivileged user namespaces, not Linux), the
+    caller's process stays as it is and the report says why.
+    """
+    host_pid = os.getpid()
+    libc = c_library()
+    if not enabled:
+        return Isolation(False, host_pid, {"processes": "disabled by the course"})
+    if libc is None:
+        return Isolation(False, host_pid, {"processes": "unavailable: not Linux"})
+    flags = CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWNET | CLONE_NEWIPC
+    how = ""
+    if libc.unshare(flags) != 0:
+        first = os.strerror(ctypes.get_errno())
+        if os.geteuid() == 0 or not _enter_user_namespace(libc, flags):
+            report = {"processes": f"unavailable: unshare failed ({first})"}
+            return Isolation(False, host_pid, report)
+        how = " (user namespace)"
+    status_r, status_w = os.pipe()
+    init = os.fork()
+    if init:
+        os.close(status_w)
+        _anchor(init, status_r)
+    os.close(status_r)
+    watch_parent(0)  # the anchor lies outside the new PID namespace: its pid reads as 0
+    worker = os.fork()
+    if worker:
+        _init(worker, status_w)
+    os.close(status_w)
+    watch_parent(1)
+    report = {
+        "processes": f"active: own PID namespace{how}; everything the worker starts dies with it",
+        "network": f"active: empty network namespace{how}",
+        "ipc": "active: own IPC namespace (System V and POSIX message queues)",
+    }
+    return Isolation(True, host_pid, report)
+
+
+def _enter_user_namespace(libc: ctypes.CDLL, flags: int) -> bool:
+    """For a non-root grader: a user namespace mapping only our own uid and gid."""
+    uid, gid = os.geteuid(), os.getegid()
+    if libc.unshare(CLONE_NEWUSER | flags) != 0:
+        return False
+    try:
+        with open("/proc/self/setgroups", "w") as f:
+            f.write("deny")
+        with open("/proc/self/uid_map", "w") as f:
+            f.write(f"{uid} {uid} 1")
+        with open("/proc/self/gid_map", "w") as f:
+            f.write(f"{gid} {gid} 1")
+    except OSError:
+        return False
+    return True
+
+
+def _quiet() -> None:
+    """Hold nothing of the worker's: no pipes to the grader, no output."""
+    null = os.open(os.devnull, os.O_RDWR)
+    for fd in (0, 1, 2):
+        os.dup2(null, fd)
+    os.close(null)
+
+
+def _anchor(init: int, status_r: int) -> None:
+    """The process the grader knows: wait for the namespace, then exit as its worker did."""
+    _quiet()
+    os.closerange(3, status_r)
+    os.closerange(status_r + 1, 1 << 16)
+    _, status = _wait_for(init)
+    with contextlib.suppress(OSError, ValueError):
+        status = int(os.read(status_r, 64) or status)
+    _exit_like(status)
+
+
+def _init(worker: int, status_w: int) -> None:
+    """PID 1 of the namespace: reap every orphan; when the worker ends, end (and with it
+    everything still running in the namespace)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _quiet()
+    os.closerange(3, status_w)
+    os.closerange(status_w + 1, 1 << 16)
+    while True:
+        try:
+            pid, status = os.wait()
+        except ChildProcessError:
+            os._exit(0)
+        except InterruptedError:
+            continue
+        if pid == worker:
+            with contextlib.suppress(OSError):
+                os.write(status_w, str(status).encode())
+            os._exit(0)
+
+
+def _wait_for(pid: int) -> tuple[int, int]:
+    while True:
+        try:
+            return os.waitpid(pid, 0)
+        except InterruptedError:
+            continue
+        except ChildProcessError:
+            return pid, 0
+
+
+def _exit_like(status: int) -> None:
+    """End this process the way the raw wait `status` says the worker ended."""
+    if os.WIFSIGNALED(status):
+        signum = os.WTERMSIG(status)
+        with contextlib.suppress(OSError, ValueError):
+            import resource
+
+            resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+            signal.signal(signum, signal.SIG_DFL)
+            os.kill(os.getpid(), signum)
+        os._exit(128 + signum)
+    os._exit(os.WEXITSTATUS(status) if os.WIFEXITED(status) else 1)
+
+
+# -- the worker's private files ------------------------------------------------------------
+
+
+def _mount(source: str | None, target: str, fstype: str | None, flags: int, data: str = "") -> None:
+    libc = c_library()
+    assert libc is not None
+    result = libc.mount(
+        source.encode() if source is not None else None,
+        target.encode(),
+        fstype.encode() if fstype is not None else None,
+        ctypes.c_ulong(flags),
+        data.encode() if data else None,
+    )
+    _check(result, f"mount {target}")
+
+
+def _bind(fd: int, target: str, read_only: bool = True) -> None:
+    """Bind what `fd` (an O_PATH descriptor taken before anything was covered) refers to."""
+    _mount(f"/proc/self/fd/{fd}", target, None, MS_BIND | MS_REC)
+    if read_only:
+        _mount(None, target, None, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV)
+
+
+def blocked_ancestor(path: str) -> str | None:
+    """The highest folder above `path` that other users may not enter, or None."""
+    parts = os.path.realpath(path).split(os.sep)[1:]
+    current = ""
+    for part in parts[:-1]:
+        current += os.sep + part
+        try:
+            mode = os.stat(current).st_mode
+        except OSError:
+            return None
+        if not mode & stat.S_IXOTH:
+            return current
+    return None
+
+
+def _make_path(path: str, is_dir: bool) -> None:
+    if is_dir:
+        os.makedirs(path, exist_ok=True)
+        return
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "a"):
+        pass
+
+
+def _copy_tree(source_fd: int, target: str) -> None:
+    """Copy the regular files and folders under `source_fd` into `target` (links and
+    special files were refused when the submission was prepared; here they are skipped)."""
+    os.makedirs(target, exist_ok=True)
+    with os.scandir(source_fd) as entries:
+        for entry in entries:
+            if entry.is_symlink():
+                continue
+            destination = os.path.join(target, entry.name)
+            if entry.is_dir(follow_symlinks=False):
+                child = os.open(entry.name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW,
+                                dir_fd=source_fd)  # fmt: skip
+                try:
+                    _copy_tree(child, destination)
+                finally:
+                    os.close(child)
+            elif entry.is_file(follow_symlinks=False):
+                src = os.open(entry.name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK,
+                              dir_fd=source_fd)  # fmt: skip
+                try:
+                    if not stat.S_ISREG(os.fstat(src).st_mode):
+                        continue
+                    dst = os.open(destination, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+                    try:
+                        while chunk := os.read(src, 1 << 20):
+                            os.write(dst, chunk)
+                    finally:
+                        os.close(dst)
+                finally:
+                    os.close(src)
+
+
+def _outermost(paths: list[str]) -> list[str]:
+    """`paths` without those inside another of them (a bind of the outer one holds them)."""
+    unique = sorted(set(paths))
+    return [p for p in unique if not any(p.startswith(o + os.sep) for o in unique if o != p)]
+
+
+@dataclass(frozen=True)
+class PrivateFiles:
+    """Where the worker's folder is inside its namespace, and what was set up."""
+
+    folder: str
+    report: dict[str, str]
+
+
+def _mask_library(path: str, library: str) -> None:
+    """Cover a library's folder with a read-only tmpfs whose only file refuses the import."""
+    _mount("tmpfs", path, "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755,size=16k")
+    with open(os.path.join(path, "__init__.py"), "w") as init:
+        init.write(f"raise ImportError({library + ' may not be used in this assignment'!r})\n")
+    _mount(None, path, None, MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV)
+
+
+def private_files(
+    folder: str, needed: list[str], masked: dict[str, str], scratch_mb: int
+) -> PrivateFiles:
+    """Set up the worker's mounts (see the module's docstring); return its folder's new path.
+
+    `folder` holds the prepared `submission/`; `needed` are the paths the worker must read
+    (Python, its packages, the grader's sandbox package); `masked` maps the folders of
+    forbidden libraries to their names.
+    """
+    name = os.path.basename(folder.rstrip(os.sep))
+    new_folder = os.path.join(SCRATCH, name)
+    source = os.open(os.path.join(folder, "submission"), os.O_RDONLY | os.O_DIRECTORY)
+    opened: list[tuple[str, int]] = []
+    covers: dict[str, list[str]] = {}
+    try:
+        for path in needed:
+            ancestor = blocked_ancestor(path)
+            if ancestor is not None and os.path.exists(path):
+                covers.setdefault(ancestor, []).append(os.path.realpath(path))
+        for paths in covers.values():
+            opened += [(p, os.open(p, os.O_PATH | os.O_CLOEXEC)) for p in _outermost(paths)]
+        _mount(None, "/", None, MS_REC | MS_PRIVATE)
+        for ancestor in sorted(covers):
+            _mount("tmpfs", ancestor, "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755,size=64k")
+        for path, fd in opened:
+            _make_path(path, os.path.isdir(f"/proc/self/fd/{fd}"))
+            _bind(fd, path)
+        for ancestor in sorted(covers):
+            _mount(None, ancestor, None, MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV)
+        hidden = []
+        for path, library in sorted(masked.items()):
+            if os.path.isdir(path):
+                _mask_library(path, library)
+                hidden.append(library)
+        _mount("tmpfs", SCRATCH, "tmpfs", MS_NOSUID | MS_NODEV,
+               f"mode=1777,size={int(scratch_mb)}m,nr_inodes=65536")  # fmt: skip
+        _copy_tree(source, os.path.join(new_folder, "submission"))
+        os.makedirs(os.path.join(new_folder, "home"))
+        if os.path.isdir(SHARED_MEMORY):
+            shm = os.path.join(SCRATCH, ".shm")
+            os.mkdir(shm)
+            os.chmod(shm, 0o1777)
+            _mount(shm, SHARED_MEMORY, None, MS_BIND)
+        if os.path.isdir(MESSAGE_QUEUES):
+            with contextlib.suppress(IsolationFailed):
+                _mount("mqueue", MESSAGE_QUEUES, "mqueue", MS_NOSUID | MS_NODEV | MS_NOEXEC)
+        _mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
+    finally:
+        os.close(source)
+        for _, fd in opened:
+            os.close(fd)
+    report = {
+        "scratch": f"active: private {int(scratch_mb)} MB tmpfs for /tmp, /dev/shm and the "
+        "submission's copy",
+        "proc": "active: /proc shows only the worker's own processes",
+    }
+    if covers:
+        report["python"] = "read-only binds of " + ", ".join(sorted(covers)) + " (not traversable)"
+    if hidden:
+        report["forbidden files"] = "active: " + ", ".join(hidden) + " unreadable"
+    return PrivateFiles(new_folder, report)
