@@ -1,0 +1,271 @@
+"""The worker's namespaces: nothing it starts or writes outlives it, and it sees nothing else.
+
+Each test is an attack a submission made against an earlier version of the sandbox (daemons
+that survived the grade, /dev/shm shared between students, other processes' command lines,
+root-only files read through a kept capability, torch loaded past the import hook, workers
+orphaned by a killed grader). Where the machine cannot give the protection (not Linux, no
+namespaces), the test checks that the report says so instead.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from grader.sandbox.limits import Limits
+from grader.sandbox.proxy import Sandbox, StudentError, SubmissionProxy
+
+ROOT = Path(__file__).resolve().parents[1]
+
+PROBE = """
+import os
+
+
+def read(path):
+    with open(path, "rb") as f:
+        return len(f.read())
+
+
+def write(path, megabytes=1):
+    with open(path, "wb") as f:
+        for _ in range(megabytes):
+            f.write(b"x" * (1 << 20))
+    return path
+
+
+def exists(path):
+    return os.path.exists(path)
+
+
+def capabilities():
+    status = dict(line.split(":", 1) for line in open("/proc/self/status") if ":" in line)
+    return status["CapEff"].strip(), status["CapPrm"].strip(), status["CapBnd"].strip()
+
+
+def command_lines():
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                found.append(open(f"/proc/{entry}/cmdline", "rb").read().decode(errors="replace"))
+            except OSError:
+                pass
+    return found
+
+
+def daemons(marker, count):
+    for _ in range(count):
+        if os.fork() == 0:
+            os.setsid()
+            if os.fork() == 0:
+                os.execv("/bin/sleep", ["sleep", marker])
+            os._exit(0)
+        os.wait()
+    return count
+
+
+def gcd_import(name):
+    import importlib._bootstrap
+    return repr(importlib._bootstrap._gcd_import(name))
+
+
+def spin():
+    while True:
+        pass
+"""
+
+
+@pytest.fixture
+def submission(tmp_path: Path) -> Path:
+    folder = tmp_path / "submission"
+    folder.mkdir()
+    (folder / "probe.py").write_text(PROBE)
+    return folder
+
+
+@pytest.fixture
+def worker(submission: Path) -> Iterator[tuple[Sandbox, SubmissionProxy]]:
+    sandbox = Sandbox(submission, "probe", Limits(call_timeout_s=20.0), ("torch",))
+    try:
+        yield sandbox, SubmissionProxy(sandbox)
+    finally:
+        sandbox.close()
+
+
+def active(sandbox: Sandbox, protection: str) -> bool:
+    return sandbox.protections.get(protection, "").startswith("active")
+
+
+def unique_marker() -> str:
+    return f"{np.random.default_rng().integers(10**6, 10**7)}.{os.getpid()}"
+
+
+def survivors(marker: str) -> list[int]:
+    """Live processes on the machine running `sleep marker`."""
+    found = []
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            args = cmdline.read_bytes().split(b"\0")
+            state = (cmdline.parent / "stat").read_text().rsplit(")", 1)[1].split()[0]
+        except (OSError, IndexError):
+            continue
+        if marker.encode() in args and state not in ("Z", "X"):
+            found.append(int(cmdline.parent.name))
+    return found
+
+
+def test_double_forked_setsid_daemons_die_with_the_worker(worker):
+    sandbox, proxy = worker
+    marker = unique_marker()
+    assert proxy.daemons(marker, 200) == 200
+    if not active(sandbox, "processes"):
+        pytest.fail(f"no PID namespace: {sandbox.protections.get('processes')}")
+    assert len(survivors(marker)) == 200  # running while the worker runs
+    sandbox.close()
+    deadline = time.monotonic() + 5
+    while survivors(marker) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert survivors(marker) == []
+
+
+def test_the_worker_holds_no_capability_and_cannot_read_root_only_files(worker):
+    sandbox, proxy = worker
+    capabilities = proxy.capabilities()
+    if not sandbox.protections.get("privileges", "").startswith("active"):
+        assert os.geteuid() != 0
+        return
+    assert capabilities == ("0000000000000000", "0000000000000000", "0000000000000000")
+    for secret in ("/etc/shadow", "/etc/gshadow"):
+        if os.path.exists(secret) and not os.stat(secret).st_mode & 0o004:
+            with pytest.raises(StudentError, match="PermissionError"):
+                proxy.read(secret)
+
+
+def test_other_processes_command_lines_are_out_of_sight(worker):
+    sandbox, proxy = worker
+    marker = unique_marker()
+    bystander = subprocess.Popen(["sleep", marker])
+    try:
+        seen = proxy.command_lines()
+    finally:
+        bystander.kill()
+        bystander.wait()
+    assert active(sandbox, "proc"), sandbox.protections
+    assert not [line for line in seen if marker in line]
+    assert not [line for line in seen if "pytest" in line]  # nor the grader's own
+    assert len(seen) <= 3  # the namespace's init, the worker, and nothing else
+
+
+def test_tmp_and_shared_memory_are_private_capped_and_gone_with_the_worker(submission):
+    marker = unique_marker()
+    names = [f"/tmp/dl-grader-test-{marker}", f"/dev/shm/dl-grader-test-{marker}"]
+    first = Sandbox(submission, "probe", Limits(call_timeout_s=20.0, scratch_mb=8))
+    try:
+        proxy = SubmissionProxy(first)
+        for name in names:
+            assert proxy.write(name) == name
+        assert active(first, "scratch"), first.protections
+        assert not any(os.path.exists(name) for name in names)  # not on the machine's /tmp
+        with pytest.raises(StudentError, match="No space left on device"):
+            proxy.write("/tmp/big", 16)
+    finally:
+        first.close()
+    second = Sandbox(submission, "probe", Limits(call_timeout_s=20.0))
+    try:
+        assert [SubmissionProxy(second).exists(name) for name in names] == [False, False]
+    finally:
+        second.close()
+
+
+TORCH = importlib.util.find_spec("torch")
+
+
+@pytest.mark.parametrize("attack", ["read", "gcd_import"])
+def test_torch_files_are_unreadable_where_torch_is_forbidden(worker, attack):
+    sandbox, proxy = worker
+    assert TORCH is not None and TORCH.submodule_search_locations
+    init = str(Path(TORCH.submodule_search_locations[0]) / "version.py")
+    with pytest.raises(StudentError) as failure:
+        proxy.read(init) if attack == "read" else proxy.gcd_import("torch")
+    assert "torch may not be used" in failure.value.message
+    assert active(sandbox, "forbidden files") or active(sandbox, "filesystem")
+
+
+def test_torch_stays_readable_where_it_is_allowed(submission):
+    sandbox = Sandbox(submission, "probe", Limits(call_timeout_s=20.0))
+    try:
+        init = Path(TORCH.submodule_search_locations[0]) / "version.py"
+        assert SubmissionProxy(sandbox).read(str(init)) == init.stat().st_size
+    finally:
+        sandbox.close()
+
+
+GRADER = """
+import sys
+sys.path.insert(0, sys.argv[1])
+from pathlib import Path
+from grader.sandbox.limits import Limits
+from grader.sandbox.proxy import Sandbox, SubmissionProxy
+sandbox = Sandbox(Path(sys.argv[2]), "probe", Limits(call_timeout_s=600.0))
+proxy = SubmissionProxy(sandbox)
+proxy.exists("/")
+print(sandbox.pid, flush=True)
+proxy.spin()
+"""
+
+
+def test_a_worker_dies_with_its_grader_even_by_sigkill(submission):
+    grader = subprocess.Popen(
+        [sys.executable, "-c", GRADER, str(ROOT), str(submission)],
+        stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        anchor = int(grader.stdout.readline())
+        time.sleep(0.3)  # the worker is spinning in student code, reading nothing
+        family = [anchor, *_descendants(anchor)]
+        assert len(family) >= 2
+    finally:
+        grader.send_signal(signal.SIGKILL)
+        grader.wait()
+    deadline = time.monotonic() + 5
+    while _alive(family) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert _alive(family) == []
+
+
+def _descendants(root: int) -> list[int]:
+    from grader.sandbox.proxy import descendants
+
+    return descendants(root)
+
+
+def _alive(pids: list[int]) -> list[int]:
+    alive = []
+    for pid in pids:
+        try:
+            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            continue
+        if state not in ("Z", "X"):
+            alive.append(pid)
+    return alive
+
+
+def test_doctor_lists_the_namespace_protections():
+    from grader.doctor import probe
+
+    protections = probe().protections
+    for name in ("processes", "scratch", "proc", "ipc", "privileges"):
+        state, _, why = protections.get(name, "").partition(": ")
+        assert state in ("active", "unavailable", "failed", "not needed"), (name, protections)
+        assert why, json.dumps(protections, indent=1)
