@@ -273,3 +273,23 @@ def test_markdown_escapes_survive_a_student_backslash_before_a_pipe():
     html = markdown_html(to_markdown(Grade(**{**grade.__dict__, "tests": (check,)})))
     assert "a\\|b\\" in html
     assert all(row.count("<td") == 4 for row in html.split("<tr>")[2:])
+
+
+def test_batch_shows_hostile_student_names_as_text(tmp_path):
+    course = make_course(tmp_path, PUBLIC)
+    subs = tmp_path / "subs"
+    subs.mkdir()
+    (tmp_path / "submission").rename(subs / f"eve{CLIPBOARD}[bold]")  # no "/" in a name
+    (subs / f"mal{CLIPBOARD}[red].zip").write_bytes(b"not a zip")
+    (subs / f"notes{CLIPBOARD}[blink].txt").write_text("")
+    out = tmp_path / "out"
+    arguments = ["batch", "toy", str(subs), "-o", str(out), "-j", "1", "--device", "cpu"]
+    result = CliRunner().invoke(cli, [*arguments, "--course", str(course)])
+    assert result.exit_code == 0, result.output
+    assert_clean(result.output)
+    for words in ("eve\\x1b]52;c;ZXZpbA==\\x07[bold]", "mal\\x1b]52", "notes\\x1b]52"):
+        assert words in result.output
+    summary = (out / "summary.json").read_text()
+    assert_clean(decoded(summary))
+    problems = json.loads(summary)["problems"]
+    assert problems[0]["student"] == "mal\\x1b]52;c;ZXZpbA==\\x07[red]"
