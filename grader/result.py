@@ -1,15 +1,29 @@
 """A grade as data: one `CheckResult` per check, one `Grade` per submission.
 
 Every report (table, JSON, ...) is a view of these frozen objects; nothing is computed
-while rendering.
+while rendering. The text in them may come from a submission (messages, tracebacks, printed
+output, file names), so each view renders `shown()`: the same grade with every string
+printable and bounded.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
+from grader.safetext import one_line, printable
+
 STATUSES = ("passed", "failed", "error", "timeout", "skipped")
+# Bounds on what a report shows (characters of the raw text, before escaping): they stop a
+# hostile submission from growing a report without end, and sit well above what a worker's
+# messages and captured output are cut to before they get here.
+MESSAGE_LIMIT = 10_000
+DETAILS_LIMIT = 50_000
+OUTPUT_LIMIT = 200_000
+
+
+def _shown_metric(value: Any) -> Any:
+    return value if value is None or isinstance(value, bool | int | float) else one_line(value)
 
 
 @dataclass(frozen=True)
@@ -26,6 +40,18 @@ class CheckResult:
     details: str = ""
     duration_s: float = 0.0
     metrics: dict[str, Any] = field(default_factory=dict)
+
+    def shown(self) -> CheckResult:
+        """This result with every string made printable and bounded, ready to render."""
+        return replace(
+            self,
+            id=one_line(self.id),
+            name=one_line(self.name),
+            status=one_line(self.status),
+            message=printable(self.message, MESSAGE_LIMIT),
+            details=printable(self.details, DETAILS_LIMIT),
+            metrics={one_line(k): _shown_metric(v) for k, v in self.metrics.items()},
+        )
 
 
 @dataclass(frozen=True)
@@ -66,23 +92,40 @@ class Grade:
     def percent(self) -> float:
         return round(100.0 * self.score / self.max_score, 2) if self.max_score else 0.0
 
+    def shown(self) -> Grade:
+        """This grade with every string made printable and bounded: what every view renders,
+        so no report, terminal or file receives a control code a submission wrote."""
+        return replace(
+            self,
+            assignment=one_line(self.assignment),
+            title=one_line(self.title),
+            device=one_line(self.device),
+            submission=SubmissionInfo(
+                path=one_line(self.submission.path), sha256=one_line(self.submission.sha256)
+            ),
+            tests=tuple(t.shown() for t in self.tests),
+            student_output=printable(self.student_output, OUTPUT_LIMIT),
+        )
+
     def to_dict(self) -> dict[str, Any]:
-        """The JSON report: stable keys (see README) plus a few extras."""
+        """The JSON report: stable keys (see README) plus a few extras; every string in it is
+        printable, so even `jq -r` on a terminal shows a submission's text as text."""
+        shown = self.shown()
         return {
-            "assignment": self.assignment,
-            "title": self.title,
+            "assignment": shown.assignment,
+            "title": shown.title,
             "score": self.score,
             "max_score": self.max_score,
             "percent": self.percent,
             "seed": self.seed,
-            "device": self.device,
+            "device": shown.device,
             "grader_version": self.grader_version,
             "duration_s": round(self.duration_s, 3),
             "public_only": self.public_only,
-            "submission": asdict(self.submission),
+            "submission": asdict(shown.submission),
             "sandbox": {
                 "limits": self.worker.get("limits", []),
                 "protections": self.worker.get("protections", {}),
             },
-            "tests": [{**asdict(t), "duration_s": round(t.duration_s, 4)} for t in self.tests],
+            "tests": [{**asdict(t), "duration_s": round(t.duration_s, 4)} for t in shown.tests],
         }

@@ -29,6 +29,7 @@ from grader.batch import FORMAT_EXTENSIONS, BatchPlan, BatchResult, grade_batch
 from grader.cli.common import course_option, data_dir_option, grading_options, handle_errors
 from grader.course import load_course
 from grader.report.gradebook import StudentResult
+from grader.safetext import one_line
 
 STATUS_STYLE = {
     "graded": "green",
@@ -58,9 +59,10 @@ class BatchProgress:
         if plan.ignored:
             self.console.print(
                 f"Ignoring {len(plan.ignored)} file(s) that are neither a folder nor a .zip: "
-                + ", ".join(plan.ignored[:5])
+                + ", ".join(one_line(name) for name in plan.ignored[:5])
                 + (" ..." if len(plan.ignored) > 5 else ""),
                 style="yellow",
+                markup=False,
             )
         line = f"{plan.assignment}: {plan.students} submissions, {plan.to_grade} to grade"
         if plan.up_to_date:
@@ -90,12 +92,12 @@ class BatchProgress:
             self.progress.update(self.task_id, advance=1, mean=mean)
             return
         width = len(str(self.total))
-        text = Text(f"[{self.done:>{width}}/{self.total}] {row.student}  ")
+        text = Text(f"[{self.done:>{width}}/{self.total}] {one_line(row.student)}  ")
         text.append(f"{row.score:g}/{row.max_score:g}  ")
         text.append(row.status, style=STATUS_STYLE.get(row.status, ""))
         text.append(f"  {row.duration_s:.1f}s")
         if row.message:
-            text.append(f"  {row.message[:160]}", style="dim")
+            text.append(f"  {one_line(row.message, 160)}", style="dim")
         self.console.print(text, soft_wrap=True)
 
     def stop(self) -> None:
@@ -169,7 +171,7 @@ def failed_checks_table(result: BatchResult) -> Table | None:
     for check in failing:
         name = check["name"] + (" (hidden)" if check["hidden"] else "")
         table.add_row(
-            name,
+            Text(one_line(name)),
             f"{check['passed']}/{check['ran']} ({100 * check['pass_rate']:.0f}%)",
             f"{check['max_score']:g}",
         )
@@ -186,7 +188,8 @@ def problems_table(result: BatchResult) -> Table | None:
     table.add_column("Status")
     table.add_column("Why")
     for row in problems[:SHOWN_PROBLEMS]:
-        table.add_row(row.student, Text(row.status, STATUS_STYLE.get(row.status, "")), row.message)
+        status = Text(row.status, STATUS_STYLE.get(row.status, ""))
+        table.add_row(Text(one_line(row.student)), status, Text(one_line(row.message)))
     if len(problems) > SHOWN_PROBLEMS:
         table.add_row("…", "", f"{len(problems) - SHOWN_PROBLEMS} more in summary.json")
     return table

@@ -12,6 +12,7 @@ from typing import Any
 import click
 
 from grader.errors import BadInput, GraderError
+from grader.safetext import printable
 
 EXIT_UNDER_THRESHOLD = 1
 EXIT_BAD_INPUT = 2
@@ -20,9 +21,13 @@ EXIT_INTERRUPTED = 130
 
 
 class UserError(click.ClickException):
-    """Input the user can fix: one line on stderr, exit 2."""
+    """Input the user can fix: one line on stderr, exit 2. The line may name what a
+    submission holds (its files, its folder), so its control codes are shown escaped."""
 
     exit_code = EXIT_BAD_INPUT
+
+    def format_message(self) -> str:
+        return printable(self.message)
 
 
 class InternalError(click.ClickException):
@@ -31,7 +36,10 @@ class InternalError(click.ClickException):
     exit_code = EXIT_INTERNAL
 
     def format_message(self) -> str:
-        return f"internal grader error: {self.message}\nPlease report this to the course staff."
+        return (
+            f"internal grader error: {printable(self.message)}\n"
+            "Please report this to the course staff."
+        )
 
 
 def handle_errors(command: Callable[..., Any]) -> Callable[..., Any]:

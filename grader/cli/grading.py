@@ -31,11 +31,13 @@ from grader.report.markdown import append_step_summary
 from grader.report.table import renderables
 from grader.result import CheckResult, Grade
 from grader.runner import grade
+from grader.safetext import one_line
 from grader.sandbox.proxy import use_fork_server
 
 
 class LiveProgress:
-    """One status line on stderr: checks done, the running check, its time against its limit."""
+    """One status line on stderr: checks done, the running check, its time against its limit.
+    The check's name is shown on one line, its control codes escaped."""
 
     def __init__(self, console: Console) -> None:
         self.console = console
@@ -47,7 +49,7 @@ class LiveProgress:
         self.started = time.monotonic()
 
     def on_start(self, name: str, limit: float, budget: float | None) -> None:
-        self.current, self.limit, self.budget = name, limit, budget
+        self.current, self.limit, self.budget = one_line(name, 200), limit, budget
         self.started = time.monotonic()
 
     def on_result(self, check: CheckResult) -> None:
@@ -226,7 +228,8 @@ def report_flaky(grades: list[Grade]) -> bool:
         return False
     table = Table("check", "outcomes seen", title=f"Flaky checks over {len(grades)} runs")
     for ident, seen in flaky.items():
-        table.add_row(ident, ", ".join(f"{status} ({score:g})" for status, score in sorted(seen)))
+        shown = ", ".join(f"{one_line(status)} ({score:g})" for status, score in sorted(seen))
+        table.add_row(Text(one_line(ident)), Text(shown))
     err.print(table)
     return True
 

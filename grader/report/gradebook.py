@@ -19,6 +19,7 @@ from grader import __version__
 from grader.course import Assignment
 from grader.refcache import CacheStats
 from grader.result import CheckResult
+from grader.safetext import one_line
 
 STATUSES = ("graded", "rejected", "error", "timeout", "crashed", "pending")
 HISTOGRAM_BINS = 10
@@ -122,7 +123,8 @@ def summarize(
     cache: CacheStats,
     ignored: list[str],
 ) -> dict[str, Any]:
-    """summary.json: statistics over every student with a result, pass rates, the slowest."""
+    """summary.json: statistics over every student with a result, pass rates, the slowest.
+    Names and messages (a student's folder name, what their code raised) are printable."""
     done = [r for r in rows if r.status != "pending"]
     graded = [r for r in done if r.status == "graded"]
     checks = []
@@ -131,8 +133,8 @@ def summarize(
         passed = sum(c.status == "passed" for c in ran)
         checks.append(
             {
-                "id": column.id,
-                "name": column.name,
+                "id": one_line(column.id),
+                "name": one_line(column.name),
                 "max_score": column.max_score,
                 "hidden": column.hidden,
                 "ran": len(ran),
@@ -160,15 +162,19 @@ def summarize(
         "checks": checks,
         "most_failed": [c["id"] for c in failing[:SHOWN_FAILED_CHECKS]],
         "slowest": [
-            {"student": r.student, "duration_s": round(r.duration_s, 3), "status": r.status}
+            {
+                "student": one_line(r.student),
+                "duration_s": round(r.duration_s, 3),
+                "status": r.status,
+            }
             for r in sorted(done, key=lambda r: -r.duration_s)[:SHOWN_SLOWEST]
         ],
         "problems": [
-            {"student": r.student, "status": r.status, "message": r.message}
+            {"student": one_line(r.student), "status": r.status, "message": one_line(r.message)}
             for r in done
             if r.status != "graded"
         ],
-        "ignored": ignored,
+        "ignored": [one_line(name) for name in ignored],
         "time": {
             "wall_s": round(wall_s, 3),
             "graded_this_run": graded_now,

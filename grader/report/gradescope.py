@@ -5,7 +5,8 @@ Follows Gradescope's autograder output specification: top-level `score`, `execut
 `max_score`, `status`, `output`, `visibility`). Public checks are `visible`; hidden checks get
 the assignment's `[gradescope] hidden_visibility` (default `after_published`), so a student
 sees their inputs and diagnostics only when the course staff publish grades. What the
-submission printed is kept out: it could echo hidden inputs. This module only renders; the
+submission printed is kept out: it could echo hidden inputs. Every string is printable
+(`Grade.shown`), since Gradescope shows the output as text. This module only renders; the
 `run_autograder` recipe is in docs/gradescope.md.
 """
 
@@ -51,6 +52,7 @@ def _summary(grade: Grade) -> str:
 
 def to_gradescope(grade: Grade) -> str:
     """Gradescope's results.json for one grade."""
+    grade = grade.shown()
     tests = [
         {
             "name": f"{check.name} (hidden)" if check.hidden else check.name,

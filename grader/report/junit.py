@@ -3,8 +3,9 @@
 A check that failed becomes `<failure>`; one whose code raised or ran out of time becomes
 `<error type="error|timeout">`; a skipped check `<skipped>`. The suite and every testcase
 carry `score` and `max_score` properties so a CI dashboard can show points, not only
-pass/fail. Text from the submission is stripped of characters XML cannot hold. This module
-only renders a `Grade`.
+pass/fail. Text from the submission is printable (`Grade.shown`: control characters, which
+XML 1.0 cannot hold or a terminal would obey, become visible escapes) and stripped of the
+few other characters XML cannot hold. This module only renders a `Grade`.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ def _properties(parent: ET.Element, values: dict[str, object]) -> None:
     properties = ET.SubElement(parent, "properties")
     for name, value in values.items():
         text = f"{value:g}" if isinstance(value, float) else str(value)
-        ET.SubElement(properties, "property", name=name, value=_clean(text))
+        ET.SubElement(properties, "property", name=_clean(name), value=_clean(text))
 
 
 def _classname(grade: Grade, check: CheckResult) -> str:
@@ -39,7 +40,7 @@ def _testcase(grade: Grade, check: CheckResult) -> ET.Element:
     case = ET.Element(
         "testcase",
         name=_clean(check.name),
-        classname=_classname(grade, check),
+        classname=_clean(_classname(grade, check)),
         time=f"{check.duration_s:.3f}",
     )
     values: dict[str, object] = {
@@ -64,6 +65,7 @@ def _testcase(grade: Grade, check: CheckResult) -> ET.Element:
 
 def to_junit(grade: Grade) -> str:
     """JUnit XML for one grade: a `<testsuites>` holding one `<testsuite>`."""
+    grade = grade.shown()
     counts = {
         "tests": len(grade.tests),
         "failures": sum(c.status == "failed" for c in grade.tests),
@@ -72,7 +74,7 @@ def to_junit(grade: Grade) -> str:
     }
     attributes = {k: str(v) for k, v in counts.items()} | {"time": f"{grade.duration_s:.3f}"}
     root = ET.Element("testsuites", name="dl-grader", **attributes)
-    suite = ET.SubElement(root, "testsuite", name=grade.assignment, **attributes)
+    suite = ET.SubElement(root, "testsuite", name=_clean(grade.assignment), **attributes)
     _properties(
         suite,
         {

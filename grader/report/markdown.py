@@ -3,16 +3,19 @@
 `to_markdown` renders a `Grade`; `append_step_summary` appends it to the file named by
 `GITHUB_STEP_SUMMARY` when GitHub Actions sets it, so a student's workflow run shows the
 table on its summary page. Text from checks is escaped so it cannot break the table or
-inject HTML. This module does not decide when to write; the CLI does.
+inject HTML, links, images or formatting: it shows as the characters it holds. This module
+does not decide when to write; the CLI does.
 """
 
 from __future__ import annotations
 
 import html
 import os
+import re
 from pathlib import Path
 
 from grader.result import CheckResult, Grade
+from grader.safetext import one_line
 
 STEP_SUMMARY_VARIABLE = "GITHUB_STEP_SUMMARY"
 STATUS_ICON = {
@@ -23,14 +26,17 @@ STATUS_ICON = {
     "skipped": "⏭️ skipped",
 }
 MAX_CELL = 500
+# Punctuation that starts Markdown inline syntax (links, images, emphasis, code, strikethrough,
+# math), the backslash that escapes it, and the pipe that ends a table cell. `&`, `<` and `>`
+# become HTML entities instead.
+_MARKDOWN_PUNCTUATION = re.compile(r"([\\`*_\[\]()!~|$])")
 
 
 def _cell(text: str) -> str:
-    """Text safe inside a table cell: one line, no control characters, HTML and pipes escaped."""
-    text = " ".join("".join(c if c.isprintable() else " " for c in text).split())
-    if len(text) > MAX_CELL:
-        text = text[:MAX_CELL] + "…"
-    return html.escape(text, quote=False).replace("|", "\\|")
+    """Text safe inside a table cell: one line, no control characters, shown literally (HTML
+    entities for `&<>`, a backslash before Markdown's punctuation and the pipe)."""
+    text = " ".join(one_line(text, MAX_CELL).split())
+    return _MARKDOWN_PUNCTUATION.sub(r"\\\1", html.escape(text, quote=False))
 
 
 def _why(check: CheckResult) -> str:
@@ -43,6 +49,7 @@ def _why(check: CheckResult) -> str:
 
 def to_markdown(grade: Grade) -> str:
     """The step summary: heading with the total, a table of checks, and the grade's context."""
+    grade = grade.shown()
     lines = [
         f"### {_cell(grade.assignment)}: {_cell(grade.title)} — "
         f"{grade.score:g}/{grade.max_score:g} ({grade.percent:g}%)",
@@ -60,7 +67,7 @@ def to_markdown(grade: Grade) -> str:
     )
     lines.append("")
     footer = (
-        f"seed {grade.seed} · reference on {grade.device} · {grade.duration_s:.1f} s · "
+        f"seed {grade.seed} · reference on {_cell(grade.device)} · {grade.duration_s:.1f} s · "
         f"grader {grade.grader_version} · submission sha256 {grade.submission.sha256[:12]}"
     )
     if grade.public_only:

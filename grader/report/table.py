@@ -1,4 +1,8 @@
-"""The score table a student reads: one row per check, a total, and why each check failed."""
+"""The score table a student reads: one row per check, a total, and why each check failed.
+
+Every piece of text is a `rich.text.Text` built from `Grade.shown()`: a submission's words
+are never read as rich markup (`[/bold]` would stop the grade) and carry no control codes.
+"""
 
 from __future__ import annotations
 
@@ -39,9 +43,10 @@ def _row(check: CheckResult, verbose: bool) -> tuple[Text, Text, Text, Text]:
     return name, points, Text(label, style=style), message
 
 
-def grade_table(grade: Grade, verbose: bool = False) -> Table:
-    """The per-check table with a total row."""
-    table = Table(title=f"{grade.assignment}: {grade.title}", title_justify="left", expand=True)
+def _table(grade: Grade, verbose: bool) -> Table:
+    """The per-check table with a total row, from a grade already `shown()`."""
+    title = Text(f"{grade.assignment}: {grade.title}", style="table.title")
+    table = Table(title=title, title_justify="left", expand=True)
     table.add_column("Check", ratio=3)
     table.add_column("Points", justify="right", no_wrap=True)
     table.add_column("Status", no_wrap=True)
@@ -61,7 +66,8 @@ def grade_table(grade: Grade, verbose: bool = False) -> Table:
 
 def renderables(grade: Grade, verbose: bool = False) -> Group:
     """Everything the terminal shows for one grade."""
-    parts: list = [grade_table(grade, verbose)]
+    grade = grade.shown()
+    parts: list = [_table(grade, verbose)]
     footer = (
         f"seed {grade.seed} · reference on {grade.device} · {grade.duration_s:.1f} s · "
         f"submission sha256 {grade.submission.sha256[:12]}"
@@ -70,7 +76,7 @@ def renderables(grade: Grade, verbose: bool = False) -> Group:
         footer += " · public checks only: hidden checks run when you submit"
     parts.append(Text(footer, style="dim"))
     if verbose and grade.student_output.strip():
-        parts.append(Panel(grade.student_output.rstrip(), title="your code printed"))
+        parts.append(Panel(Text(grade.student_output.rstrip()), title="your code printed"))
     return Group(*parts)
 
 
