@@ -55,7 +55,7 @@ def _parent_of(pid: int | None) -> int | str:
 def _start_worker(folder: Path) -> tuple[str | None, int | str, Sandbox, float]:
     """Start a worker on the probe: what went wrong (None if nothing), the pid of the process
     that started it, the sandbox, and the seconds it took."""
-    sandbox = Sandbox(folder, "probe", Limits())
+    sandbox = Sandbox(folder, "probe", Limits(), forbidden_imports=("torch",))
     started = time.perf_counter()
     problem, parent = None, _parent_of(None)
     try:

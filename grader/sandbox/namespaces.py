@@ -52,6 +52,9 @@ SHARED_MEMORY = "/dev/shm"
 MESSAGE_QUEUES = "/dev/mqueue"
 
 
+PARENT_DEATH = "active: the worker dies with the grader, even when it is killed by SIGKILL"
+
+
 class IsolationFailed(OSError):
     """A namespace or mount the worker needs could not be set up."""
 
@@ -86,7 +89,8 @@ def isolate(enabled: bool = True) -> Isolation:
     host_pid = os.getpid()
     libc = c_library()
     if not enabled:
-        return Isolation(False, host_pid, {"processes": "disabled by the course"})
+        off = "unavailable: disabled by the course (harden = false)"
+        return Isolation(False, host_pid, {"processes": off})
     if libc is None:
         return Isolation(False, host_pid, {"processes": "unavailable: not Linux"})
     flags = CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWNET | CLONE_NEWIPC
@@ -94,7 +98,9 @@ def isolate(enabled: bool = True) -> Isolation:
     if libc.unshare(flags) != 0:
         first = os.strerror(ctypes.get_errno())
         if os.geteuid() == 0 or not _enter_user_namespace(libc, flags):
-            report = {"processes": f"unavailable: unshare failed ({first})"}
+            missing = f"unavailable: no namespaces here (unshare failed: {first})"
+            report = {"processes": missing, "ipc": missing, "scratch": missing, "proc": missing}
+            report["parent death"] = PARENT_DEATH
             return Isolation(False, host_pid, report)
         how = " (user namespace)"
     status_r, status_w = os.pipe()
@@ -113,6 +119,7 @@ def isolate(enabled: bool = True) -> Isolation:
         "processes": f"active: own PID namespace{how}; everything the worker starts dies with it",
         "network": f"active: empty network namespace{how}",
         "ipc": "active: own IPC namespace (System V and POSIX message queues)",
+        "parent death": PARENT_DEATH,
     }
     return Isolation(True, host_pid, report)
 
@@ -355,7 +362,11 @@ def private_files(
         "proc": "active: /proc shows only the worker's own processes",
     }
     if covers:
-        report["python"] = "read-only binds of " + ", ".join(sorted(covers)) + " (not traversable)"
+        report["python"] = (
+            "active: read-only binds of the Python installation under "
+            + ", ".join(sorted(covers))
+            + ", which other users may not enter"
+        )
     if hidden:
         report["forbidden files"] = "active: " + ", ".join(hidden) + " unreadable"
     return PrivateFiles(new_folder, report)

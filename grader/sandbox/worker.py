@@ -36,7 +36,7 @@ from grader.sandbox.codec import (
     Ref,
 )
 from grader.sandbox.hardening import harden, readable_roots
-from grader.sandbox.namespaces import isolate, private_files, watch_parent
+from grader.sandbox.namespaces import Isolation, isolate, private_files, watch_parent
 from grader.sandbox.privileges import UID_BASE, is_root
 
 _RLIMITS = {
@@ -330,29 +330,21 @@ def forbidden_locations(names: tuple[str, ...]) -> dict[str, str]:
     return found
 
 
-def main(config_json: str) -> None:
-    """Entry point: isolate, limit, import the submission, report readiness, serve."""
-    config = json.loads(config_json)
-    watch_parent(config.get("parent_pid"))
+def confine(config: dict[str, Any], isolation: Isolation) -> tuple[str, list[str], dict[str, str]]:
+    """Give the worker its private files, limits and protections before any student code
+    runs; its submission folder (as it now sees it), the limits applied and the protections."""
     limits = config["limits"]
     enabled = limits.get("harden", True)
-    isolation = isolate(enabled)
-    channel = Channel(config["read_fd"], config["write_fd"])
     submission_dir = config["submission_dir"]
     folder = os.path.dirname(os.path.realpath(submission_dir))
     grader_package = os.path.dirname(os.path.realpath(__file__))
-    forbidden = tuple(config.get("forbidden_imports", ()))
-    hidden = forbidden_locations(forbidden) if enabled else {}
+    hidden = forbidden_locations(tuple(config.get("forbidden_imports", ()))) if enabled else {}
     protections = dict(isolation.report)
     private = False
     if isolation.namespaces:
         try:
-            files = private_files(
-                folder,
-                readable_roots(grader_package),
-                hidden,
-                limits.get("scratch_mb", 256),
-            )
+            roots = readable_roots(grader_package)
+            files = private_files(folder, roots, hidden, limits.get("scratch_mb", 256))
         except OSError as error:
             protections["scratch"] = f"failed: {error.strerror or error}"
         else:
@@ -374,11 +366,27 @@ def main(config_json: str) -> None:
             uid=UID_BASE + isolation.host_pid,
         )
     )
-    # Changing credentials clears the parent-death signal: set it again.
+    if hidden and not private:
+        walled = protections.get("filesystem", "").startswith("active")
+        names = ", ".join(sorted(set(hidden.values())))
+        protections["forbidden files"] = (
+            f"active: Landlock hides {names}" if walled else "unavailable: needs Landlock"
+        )
+    forbidden_files.update(hidden)
+    return submission_dir, applied, protections
+
+
+def main(config_json: str) -> None:
+    """Entry point: isolate, confine, import the submission, report readiness, serve."""
+    config = json.loads(config_json)
+    watch_parent(config.get("parent_pid"))
+    isolation = isolate(config["limits"].get("harden", True))
+    channel = Channel(config["read_fd"], config["write_fd"])
+    submission_dir, applied, protections = confine(config, isolation)
+    # Changing credentials cleared the parent-death signal: set it again.
     watch_parent(1 if isolation.namespaces else config.get("parent_pid"))
     worker = Worker(channel, submission_dir)
-    forbidden_files.update(hidden)
-    install_import_guard(forbidden)
+    install_import_guard(tuple(config.get("forbidden_imports", ())))
     try:
         module = importlib.import_module(config["module"])
     except BaseException as exc:  # reported to the grader as the import failure
