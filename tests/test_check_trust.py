@@ -1,0 +1,90 @@
+"""Checks award points only for what the trusted side computed or received as data.
+
+Each submission here attacks a check through what the worker writes back or reports about
+itself: changing the arrays a check passed in (so the reference computes on them), a timed
+call whose result was never looked at, a parameter count reported by code running next to
+the student's, a worker that hides what it did to an argument. Each must score what an
+untouched stub scores on the checks it attacks: nothing.
+"""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+import pytest
+from support import ROOT
+
+from grader.course import load_course
+from grader.runner import grade
+
+COURSE = load_course(ROOT)
+
+
+def graded(tmp_path: Path, assignment: str, source: str, keyword: str | None = None):
+    """Grade a one-file submission holding `source` as the assignment's module."""
+    folder = tmp_path / "submission"
+    folder.mkdir()
+    module = COURSE.assignment(assignment).module
+    (folder / f"{module}.py").write_text(textwrap.dedent(source))
+    return grade(assignment, folder, course=COURSE, device="cpu", keyword=keyword)
+
+
+def passed(result) -> set[str]:
+    return {t.id.split("::")[-1] for t in result.tests if t.status == "passed"}
+
+
+FORWARD_RETURNING = """
+    import numpy as np
+
+
+    class Convolution:
+        def __init__(self, W, b, stride=1, pad=0):
+            self.W = W
+
+        def forward(self, x):
+            return {value}
+"""
+
+
+@pytest.mark.parametrize("value", ["None", "np.zeros((8, 8, 26, 26))"], ids=["none", "zeros"])
+def test_speed_is_paid_only_for_a_correct_result(tmp_path, value):
+    source = FORWARD_RETURNING.format(value=value)
+    result = graded(tmp_path, "assignment7", source, keyword="vectorised")
+    checks = {t.id.split("::")[-1]: t for t in result.tests}
+    assert checks["test_convolution_is_vectorised"].status == "failed"
+    assert "forward" in checks["test_convolution_is_vectorised"].message
+    assert result.score == 0
+
+
+LOOPED_CONVOLUTION_REMEMBERING_ITS_ANSWERS = """
+    import numpy as np
+
+
+    class Convolution:
+        def __init__(self, W, b, stride=1, pad=0):
+            self.W, self.b = W, b
+            self.answers = {}
+
+        def forward(self, x):
+            key = x.tobytes()
+            if key not in self.answers:
+                FN, _, FH, FW = self.W.shape
+                N, _, H, W = x.shape
+                out = np.empty((N, FN, H - FH + 1, W - FW + 1))
+                for n in range(N):
+                    for f in range(FN):
+                        for i in range(H - FH + 1):
+                            for j in range(W - FW + 1):
+                                window = x[n, :, i : i + FH, j : j + FW]
+                                out[n, f, i, j] = np.sum(window * self.W[f]) + self.b[f]
+                self.answers[key] = out
+            return self.answers[key]
+"""
+
+
+def test_speed_is_measured_on_inputs_the_layer_has_not_seen(tmp_path):
+    source = LOOPED_CONVOLUTION_REMEMBERING_ITS_ANSWERS
+    result = graded(tmp_path, "assignment7", source, keyword="vectorised")
+    assert result.tests[0].status == "failed"
+    assert "took" in result.tests[0].message
