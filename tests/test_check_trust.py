@@ -34,6 +34,52 @@ def passed(result) -> set[str]:
     return {t.id.split("::")[-1] for t in result.tests if t.status == "passed"}
 
 
+CONVOLUTION_ZEROING_ITS_WEIGHTS = """
+    import numpy as np
+
+
+    class Convolution:
+        def __init__(self, W, b, stride=1, pad=0):
+            W[...] = 0.0
+            b[...] = 0.0
+            self.W, self.b, self.stride, self.pad = W, b, stride, pad
+
+        def forward(self, x):
+            FN, _, FH, FW = self.W.shape
+            N, _, H, W = x.shape
+            out_h = (H + 2 * self.pad - FH) // self.stride + 1
+            out_w = (W + 2 * self.pad - FW) // self.stride + 1
+            return np.zeros((N, FN, out_h, out_w))
+"""
+
+
+def test_a_layer_that_zeroes_the_weights_it_was_given_earns_nothing(tmp_path):
+    result = graded(tmp_path, "assignment7", CONVOLUTION_ZEROING_ITS_WEIGHTS)
+    assert passed(result) == set()
+    assert result.score == 0
+
+
+BATCH_NORM_ZEROING_GAMMA_AND_BETA = """
+    import numpy as np
+
+
+    class BatchNormalization:
+        def __init__(self, gamma, beta, momentum=0.9, running_mean=None, running_var=None):
+            gamma[...] = 0.0
+            beta[...] = 0.0
+            self.running_mean, self.running_var = running_mean, running_var
+
+        def forward(self, x, train_flg=True):
+            return np.zeros_like(x)
+"""
+
+
+def test_batch_norm_that_zeroes_gamma_and_beta_earns_nothing_for_its_outputs(tmp_path):
+    result = graded(tmp_path, "assignment5", BATCH_NORM_ZEROING_GAMMA_AND_BETA)
+    # Returning a new array leaves the input unchanged: that one rule it does keep.
+    assert passed(result) == {"test_forward_leaves_input_unchanged[batch_norm]"}
+
+
 FORWARD_RETURNING = """
     import numpy as np
 
