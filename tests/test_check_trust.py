@@ -134,3 +134,29 @@ def test_speed_is_measured_on_inputs_the_layer_has_not_seen(tmp_path):
     result = graded(tmp_path, "assignment7", source, keyword="vectorised")
     assert result.tests[0].status == "failed"
     assert "took" in result.tests[0].message
+
+
+NOT_RESTORING_AND_HIDING_IT = """
+    import sys
+
+    import numpy as np
+
+    sys.modules["grader.sandbox.worker"]._changes = lambda refs, snapshot: []
+
+
+    def numerical_gradient(f, x, h=1e-4):
+        grad = np.zeros_like(x)
+        for idx in np.ndindex(x.shape):
+            tmp_val = x[idx]
+            x[idx] = tmp_val + h
+            fxh1 = f(x)
+            x[idx] = tmp_val - h
+            grad[idx] = (fxh1 - f(x)) / (2 * h)
+        return grad
+"""
+
+
+def test_a_worker_hiding_that_it_left_x_perturbed_fails_the_restore_check(tmp_path):
+    result = graded(tmp_path, "assignment4", NOT_RESTORING_AND_HIDING_IT, keyword="restores")
+    assert result.tests[0].status == "failed"
+    assert "not restored" in result.tests[0].message
