@@ -160,3 +160,50 @@ def test_a_worker_hiding_that_it_left_x_perturbed_fails_the_restore_check(tmp_pa
     result = graded(tmp_path, "assignment4", NOT_RESTORING_AND_HIDING_IT, keyword="restores")
     assert result.tests[0].status == "failed"
     assert "not restored" in result.tests[0].message
+
+
+BIG_MODEL = """
+    import torch
+    from torch import nn
+
+
+    def build_model():
+        {patch}
+        return nn.Sequential(
+            nn.Flatten(), nn.Linear(784, 2700), nn.ReLU(), nn.Linear(2700, 10)
+        )
+"""
+PATCHES = {
+    "harness_count": (
+        "import grader.sandbox.torch_harness as harness; "
+        "harness.describe = lambda model: {'parameters': 1000, 'devices': ['cpu']}"
+    ),
+    "module_parameters": (
+        "nn.Module.parameters = "
+        "lambda self, recurse=True: iter(list(self[-1]._parameters.values()))"
+    ),
+}
+
+
+@pytest.mark.parametrize("patch", list(PATCHES))
+def test_parameter_count_comes_from_the_parameters_received(tmp_path, patch):
+    source = textwrap.dedent(BIG_MODEL).replace("{patch}", PATCHES[patch])
+    result = graded(tmp_path, "assignment8", source, keyword="million")
+    check = result.tests[0]
+    assert check.status == "failed"
+    assert "2,146,510 parameters" in check.message
+    assert check.metrics["parameters"] == 784 * 2700 + 2700 + 2700 * 10 + 10
+
+
+def test_the_harness_reads_parameters_from_the_modules_registries(monkeypatch):
+    import torch
+
+    from grader.sandbox import torch_harness
+
+    shared = torch.nn.Linear(3, 3)
+    model = torch.nn.Sequential(
+        shared, torch.nn.ReLU(), torch.nn.Sequential(shared, torch.nn.Linear(3, 2))
+    )
+    expected = list(model.parameters())
+    monkeypatch.setattr(torch.nn.Module, "parameters", lambda self, recurse=True: iter([]))
+    assert [id(p) for p in torch_harness.registered(model)] == [id(p) for p in expected]
