@@ -735,6 +735,9 @@ class SubmissionProxy(RemoteObject):
         on copies, and what it did to them stays there. Name only what the check tests an
         in-place rule on, and compute references on arrays not named here (a copy taken
         before the call), so a submission's writes can never reach a reference's inputs.
+        What comes back is the worker's account of its own arrays, which a submission that
+        patches the worker can falsify: prefer evidence the check receives as data (the
+        points a callback is called at) where there is any.
         """
         return self._sandbox.inplace(objects)
 
