@@ -2,7 +2,10 @@
 
 It registers the markers (`points`, `hint`, `timeout`), provides the fixtures a check asks
 for (`student`, `reference`, `rng`, `device`), enforces the grade's time limit and per-check
-call timeouts, and collects one `CheckResult` per check through pytest's report hook. It does
+call timeouts, and collects one `CheckResult` per check through pytest's report hook.
+Checks award points only for what this process computed or received as data: `student`
+never writes the worker's changes into a check's arguments unless the check asks for them
+with `student.inplace(...)`. It does
 not decide which checks run or how results are printed: that is the runner's and the
 reports' job.
 """
@@ -142,7 +145,17 @@ class GradePlugin:
 
     @pytest.fixture
     def student(self) -> SubmissionProxy:
-        """The submission's module, running in the sandboxed worker."""
+        """The submission's module, running in the sandboxed worker.
+
+        Arguments travel as copies: what the student's code writes into an array, dict or
+        list a check passed stays in the worker, so a check's arrays, and any reference
+        computed from them, are the check's own whatever the submission does. A check of an
+        in-place rule names what should receive the worker's changes, and nothing else does:
+        `with student.inplace(params): optimizer.update(params, grads)` (params updated in
+        place), or `with student.inplace(x): layer.forward(x)` followed by a comparison of x
+        with a copy taken before (forward must not modify x). References take that copy,
+        never an object named in `inplace`.
+        """
         self.sandbox.module_handle()
         return SubmissionProxy(self.sandbox)
 

@@ -5,8 +5,10 @@ For assignments whose student API is `build_model()` and `train(model, X, y, dev
 `assignment.toml` (time budgets by device and data set, accuracy thresholds, limits), asks
 the worker-side harness (`grader.sandbox.torch_harness`) to build and train the model on
 the training split, times that call with its own clock, and computes held-out accuracy
-from the logits the worker returns, so the test labels never leave this process. It also
-times the reference solution the same way, for comparison.
+from the logits the worker returns, so the test labels never leave this process. Facts
+that earn points come from this process's clock and from the data it received (logits,
+the parameter arrays), never from a number the worker reports. It also times the reference
+solution the same way, for comparison.
 
 What it does not do: decide which checks exist or how many points each is worth (the
 checks do), or load data (`grader.data.mnist`).
@@ -128,7 +130,13 @@ class BudgetExceeded(StudentError):
 
 @dataclass(frozen=True)
 class TrainingRun:
-    """What one call of the student's `train` did, as this process saw it."""
+    """What one call of the student's `train` did, as this process saw it.
+
+    `seconds` is this process's clock; `parameters` and `changed` come from the parameter
+    arrays received. `stopped` and `devices` are the worker's statements: `stopped` can only
+    cost the submission points (a run the alarm stopped took longer than its budget on
+    this clock too), and where the worker keeps its tensors cannot be observed from here.
+    """
 
     model: RemoteObject
     seconds: float
@@ -197,7 +205,7 @@ def train(
         seconds=seconds,
         budget_s=budget_s,
         stopped=isinstance(outcome, dict) and outcome.get("stopped") is True,
-        parameters=int(facts.get("parameters", 0)) if isinstance(facts, dict) else 0,
+        parameters=sum(a.size for a in after),
         changed=_changed(before, after),
         devices=tuple(str(d) for d in facts.get("devices", ())) if isinstance(facts, dict) else (),
     )
@@ -213,12 +221,8 @@ def _changed(before: list[np.ndarray], after: list[np.ndarray]) -> float:
 
 
 def count_parameters(student: Any, model: RemoteObject) -> int:
-    """How many parameters the model has (every tensor in model.parameters())."""
-    facts = student.harness("describe", model, label="inspecting the model")
-    count = facts.get("parameters") if isinstance(facts, dict) else None
-    if not isinstance(count, int):
-        fail("the model's parameters could not be counted.")
-    return count
+    """How many parameters the model has: the values in the parameter arrays received."""
+    return sum(a.size for a in _parameters(student, model))
 
 
 def _parameters(student: Any, model: RemoteObject) -> list[np.ndarray]:

@@ -43,16 +43,38 @@ def test_return_values_come_back(probe):
     assert probe.add("a", "b") == "ab"
 
 
-def test_in_place_changes_to_an_array_argument_reach_the_caller(probe):
+def test_arguments_keep_the_callers_values_whatever_the_worker_does(probe):
     x = np.arange(3.0)
+    params = {"inplace": np.ones(2), "rebound": np.ones(2)}
+    kept = params["inplace"]
     probe.double_in_place(x)
+    probe.step(params, {"rebound": np.ones(2), "inplace": np.ones(2)})
+    np.testing.assert_array_equal(x, [0.0, 1.0, 2.0])
+    assert params["inplace"] is kept
+    np.testing.assert_array_equal(params["inplace"], [1.0, 1.0])
+    np.testing.assert_array_equal(params["rebound"], [1.0, 1.0])
+
+
+def test_in_place_changes_reach_only_the_objects_named_in_inplace(probe):
+    x, y = np.arange(3.0), np.arange(3.0)
+    with probe.inplace(x):
+        probe.double_both(x, y)
     np.testing.assert_array_equal(x, [0.0, 2.0, 4.0])
+    np.testing.assert_array_equal(y, [0.0, 1.0, 2.0])
+    probe.double_both(x, y)
+    np.testing.assert_array_equal(x, [0.0, 2.0, 4.0])
+
+
+def test_inplace_takes_only_what_can_change_in_place(probe):
+    with pytest.raises(TypeError, match="not float"), probe.inplace(1.0):
+        pass
 
 
 def test_dict_entries_rebound_by_the_student_become_new_objects(probe):
     rebound, inplace = np.ones(2), np.ones(2)
     params = {"rebound": rebound, "inplace": inplace}
-    probe.step(params, {"rebound": np.ones(2), "inplace": np.ones(2)})
+    with probe.inplace(params):
+        probe.step(params, {"rebound": np.ones(2), "inplace": np.ones(2)})
     assert params["inplace"] is inplace
     np.testing.assert_allclose(inplace, [0.9, 0.9])
     assert params["rebound"] is not rebound
@@ -62,7 +84,8 @@ def test_dict_entries_rebound_by_the_student_become_new_objects(probe):
 
 def test_lists_are_synced_back(probe):
     items = [10]
-    probe.append_to(items)
+    with probe.inplace(items):
+        probe.append_to(items)
     assert items == [10, 1]
 
 

@@ -2,10 +2,11 @@
 
 `Sandbox` owns one submission's worker process: it spawns it (a fresh interpreter, or a fork
 of the fork server's template, never a process that touched CUDA) in a private folder
-holding a copy of the submission, sends calls, answers callbacks, syncs in-place changes
-back into the caller's arrays and dicts, and turns timeouts, crashes and garbage into
-`StudentError`s. A dead worker is restarted on the next call. `RemoteObject` makes an
-object in the worker look local: `layer.forward(x)`, `layer.dW`, `layer.W = w`.
+holding a copy of the submission, sends calls, answers callbacks, writes in-place changes
+back into the caller's arrays and dicts only where the caller asked for them (`inplace`), and
+turns timeouts, crashes and garbage into `StudentError`s. A dead worker is restarted on the
+next call. `RemoteObject` makes an object in the worker look local: `layer.forward(x)`,
+`layer.dW`, `layer.W = w`.
 """
 
 from __future__ import annotations
@@ -194,6 +195,7 @@ class Sandbox:
         self._drainer: threading.Thread | None = None
         self._module_handle: Handle | None = None
         self._folder: ScratchFolder | None = None
+        self._inplace: list[Any] = []  # the objects `inplace` names, innermost last
 
     # -- lifecycle --------------------------------------------------------------------------
 
@@ -411,6 +413,22 @@ class Sandbox:
 
     # -- requests ---------------------------------------------------------------------------
 
+    @contextlib.contextmanager
+    def inplace(self, objects: tuple[Any, ...]) -> Iterator[None]:
+        """While open, the worker's in-place changes to `objects` (arrays, dicts, lists, and
+        the arrays, dicts and lists they hold) are written back into them after each call.
+        Every other argument is left as the caller made it, whatever the worker does."""
+        for value in objects:
+            if not isinstance(value, np.ndarray | dict | list):
+                kind = type(value).__name__
+                raise TypeError(f"inplace() takes arrays, dicts and lists, not {kind}")
+        depth = len(self._inplace)
+        self._inplace.extend(objects)
+        try:
+            yield
+        finally:
+            del self._inplace[depth:]
+
     def call(self, handle: Handle, name: str | None, args: tuple, kwargs: dict) -> Any:
         callbacks: dict[int, Callable] = {}
 
@@ -518,8 +536,10 @@ class Sandbox:
         except ProtocolError as error:
             self._kill()
             raise WorkerCrashed(f"{label} sent back malformed data ({error}).") from None
+        writable = _reachable(self._inplace)
         for original, current in updates:
-            _apply_update(original, current)
+            if id(original) in writable:
+                _apply_update(original, current)
         return value
 
     def _answer_callback(self, reply: dict, blobs: list[bytes], callbacks: dict) -> None:
@@ -588,6 +608,22 @@ def _resolver(refs: dict[int, Any]) -> Callable[[int], Any]:
         return refs[ref]
 
     return resolve
+
+
+def _reachable(roots: list[Any]) -> set[int]:
+    """The ids of `roots` and of every array, dict and list inside them."""
+    found: set[int] = set()
+    pending = list(roots)
+    while pending:
+        value = pending.pop()
+        if id(value) in found or not isinstance(value, np.ndarray | dict | list):
+            continue
+        found.add(id(value))
+        if isinstance(value, dict):
+            pending.extend(value.values())
+        elif isinstance(value, list):
+            pending.extend(value)
+    return found
 
 
 def _apply_update(original: Any, current: Any) -> None:
@@ -700,7 +736,8 @@ class RemoteMethod:
 
 
 class SubmissionProxy(RemoteObject):
-    """The `student` fixture: the submission's module, plus `errstate` for stability checks."""
+    """The `student` fixture: the submission's module, plus `errstate` for stability checks
+    and `inplace` for checks of in-place rules."""
 
     __slots__ = ()
 
@@ -719,6 +756,20 @@ class SubmissionProxy(RemoteObject):
             if sandbox.generation == generation and sandbox.import_failure is None:
                 with contextlib.suppress(StudentError):
                     sandbox.seterr(previous)
+
+    def inplace(self, *objects: Any) -> contextlib.AbstractContextManager[None]:
+        """`with student.inplace(params): optimizer.update(params, grads)` writes the worker's
+        in-place changes to `params` (and the arrays in it) back into `params`.
+
+        Outside such a block no call changes an argument the check passed: the worker works
+        on copies, and what it did to them stays there. Name only what the check tests an
+        in-place rule on, and compute references on arrays not named here (a copy taken
+        before the call), so a submission's writes can never reach a reference's inputs.
+        What comes back is the worker's account of its own arrays, which a submission that
+        patches the worker can falsify: prefer evidence the check receives as data (the
+        points a callback is called at) where there is any.
+        """
+        return self._sandbox.inplace(objects)
 
     def harness(self, function: str, *args: Any, label: str) -> Any:
         """Run `function` of the worker-side `torch_harness` (see `Sandbox.harness`)."""

@@ -9,10 +9,11 @@ names in `FUNCTIONS`), passing the worker's own objects (the module, a model) by
 
 Nothing they return is trusted: they run where the submission can patch anything. That is
 why they never receive labels the grader keeps secret (accuracy on the held-out split is
-computed by the trusted process from the logits), and why the trusted process times the
-`fit` call itself. The soft time limit here (SIGALRM at the budget, raising
-`TrainingStopped` inside the student's loop) is a courtesy so a model trained too long can
-still be evaluated; the hard limit is the trusted side killing the worker.
+computed by the trusted process from the logits), why the trusted process times the `fit`
+call itself, and why they send the parameter arrays rather than a count of them. The soft
+time limit here (SIGALRM at the budget, raising `TrainingStopped` inside the student's
+loop) is a courtesy so a model trained too long can still be evaluated; the hard limit is
+the trusted side killing the worker.
 
 Imported lazily by the worker on the first harness request, after the submission.
 """
@@ -117,22 +118,39 @@ def logits(model: Any, images: np.ndarray, device: str) -> np.ndarray:
     return np.concatenate(outputs) if outputs else np.zeros((0, 10), np.float32)
 
 
+def registered(model: Any) -> list[Any]:
+    """Every parameter registered in the model's module tree, each once, in the order of
+    `model.parameters()`, read from each module's own registry (`_parameters`, `_modules`)
+    so that a `parameters()` the submission overrides or patches does not change it."""
+    found: dict[int, Any] = {}
+    seen: set[int] = set()
+    pending = [model]
+    while pending:
+        module = pending.pop()
+        if id(module) in seen:
+            continue
+        seen.add(id(module))
+        state = vars(module)
+        for parameter in state.get("_parameters", {}).values():
+            if parameter is not None:
+                found.setdefault(id(parameter), parameter)
+        children = [m for m in state.get("_modules", {}).values() if m is not None]
+        pending.extend(reversed(children))
+    return list(found.values())
+
+
 def parameters(model: Any) -> list[np.ndarray]:
     """Copies of the model's parameters, as float32 NumPy arrays."""
     import torch
 
     _require_module(model)
-    return [p.detach().to("cpu", torch.float32).numpy().copy() for p in model.parameters()]
+    return [p.detach().to("cpu", torch.float32).numpy().copy() for p in registered(model)]
 
 
 def describe(model: Any) -> dict[str, Any]:
-    """How many parameters the model has and which devices they are on."""
+    """Which devices the model's parameters are on."""
     _require_module(model)
-    params = list(model.parameters())
-    return {
-        "parameters": sum(int(p.numel()) for p in params),
-        "devices": sorted({p.device.type for p in params}),
-    }
+    return {"devices": sorted({p.device.type for p in registered(model)})}
 
 
 def _require_module(model: Any) -> None:

@@ -1,5 +1,12 @@
 """Hidden checks for assignment2: sigmoid and softplus stay finite and warning-free for
-|x| up to 1e4, with NumPy overflow turned into an error in the submission's process."""
+|x| up to 1e4, with NumPy overflow turned into an error in the submission's process.
+
+What the grader sees is the values returned and whether the call raised. The naive softplus
+returns inf, which the comparison catches whatever the worker says; the naive sigmoid
+returns values within tolerance, so for sigmoid the check rests on the worker raising the
+overflow: a submission that silences it in its own process (np.errstate inside sigmoid, a
+patched np.seterr) is not detected.
+"""
 
 import numpy as np
 import pytest

@@ -188,38 +188,75 @@ def test_central_difference_uses_given_h(student, reference, rng):
     assert_close(got, want, rtol=1e-9, atol=1e-12, name=name, hint=hint_for(got, want, f, x, h))
 
 
+ROUNDED_HINT = (
+    "x was restored to a rounded value: undoing the perturbation with arithmetic "
+    "(x[idx] -= h, x[idx] += h, ...) does not always give back the same float. Save "
+    "tmp_val = x[idx] first and restore it with x[idx] = tmp_val."
+)
+NOT_RESTORED_HINT = (
+    "x was not restored: after evaluating f at x[idx] + h and x[idx] - h, put the "
+    "saved value back with x[idx] = tmp_val."
+)
+
+
+def _stray(point: np.ndarray, before: np.ndarray) -> np.ndarray:
+    """Where `point` differs bit for bit from `before`, except its largest change (the
+    element being perturbed when f was called there)."""
+    changed = point.view(np.uint64) != before.view(np.uint64)
+    if changed.any():
+        changed.flat[int(np.argmax(np.where(changed, np.abs(point - before), -1.0)))] = False
+    return changed
+
+
+def _fail_changed(what: str, changed: np.ndarray, now: np.ndarray, before: np.ndarray) -> None:
+    first = tuple(int(i) for i in np.argwhere(changed)[0])
+    off = float(np.max(np.abs(now - before)[changed]))
+    fail(
+        f"{what}: {int(changed.sum())} of {before.size} values differ by up to {off:.3g} "
+        f"(x{list(first)} was {float(before[first])!r}, then {float(now[first])!r}).",
+        hint=ROUNDED_HINT if off < 1e-8 else NOT_RESTORED_HINT,
+    )
+
+
 @pytest.mark.points(8)
 @pytest.mark.hint(
     "Save tmp_val = x[idx] before perturbing and restore it with x[idx] = tmp_val afterwards."
 )
 def test_numerical_gradient_restores_x_bit_for_bit(student, rng):
+    """numerical gradient restores x bit for bit.
+
+    Two pieces of evidence: every point f is called at (data this process receives) may
+    differ from x in the one element being perturbed only, which shows each earlier element
+    restored; and x after the call, as the worker reports it (`student.inplace`), shows the
+    last one restored. A worker that misreports its own x can hide only that last element.
+    """
     # Columns of magnitude 1e-6 ... 1: for small values x[idx] + h drops low bits of x[idx],
     # so undoing the perturbation by arithmetic cannot give the same float back.
     x = rng.normal(size=(4, 5)) * np.logspace(-6, 0, 5)
     before = x.copy()
-    student.numerical_gradient(callback(lambda t: torch.tanh(t).sum() + t.sum() ** 2), x)
+    fn = callback(lambda t: torch.tanh(t).sum() + t.sum() ** 2)
+    points = []
+
+    def f(point):
+        points.append(np.array(point, dtype=np.float64))
+        return fn(point)
+
+    with student.inplace(x):
+        student.numerical_gradient(f, x)
+    for point in points:
+        if point.shape == before.shape:
+            stray = _stray(point, before)
+            if stray.any():
+                _fail_changed(
+                    "numerical_gradient called f at an x where more than the element "
+                    "being perturbed had changed",
+                    stray,
+                    point,
+                    before,
+                )
     changed = x.view(np.uint64) != before.view(np.uint64)
-    if not changed.any():
-        return
-    first = tuple(int(i) for i in np.argwhere(changed)[0])
-    off = float(np.max(np.abs(x - before)))
-    message = (
-        f"numerical_gradient changed its input x: {int(changed.sum())} of {x.size} values differ "
-        f"after the call by up to {off:.3g} (x{list(first)} was {float(before[first])!r}, "
-        f"now {float(x[first])!r})."
-    )
-    if off < 1e-8:
-        fail(
-            message,
-            hint="x was restored to a rounded value: undoing the perturbation with arithmetic "
-            "(x[idx] -= h, x[idx] += h, ...) does not always give back the same float. Save "
-            "tmp_val = x[idx] first and restore it with x[idx] = tmp_val.",
-        )
-    fail(
-        message,
-        hint="x was not restored: after evaluating f at x[idx] + h and x[idx] - h, put the "
-        "saved value back with x[idx] = tmp_val.",
-    )
+    if changed.any():
+        _fail_changed("numerical_gradient changed its input x", changed, x, before)
 
 
 @pytest.mark.points(5)

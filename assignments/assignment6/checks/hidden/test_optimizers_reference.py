@@ -3,11 +3,13 @@
 Each optimizer runs 50 updates next to the reference (torch.optim in float64), on seeded
 random gradients and on the textbook's f(x, y) = x**2/20 + y**2 from (-7, 2), and the
 parameters are compared after every update, so a failure names the first update that went
-wrong. Tolerances admit rounding and the placement of Adam's 1e-7 epsilon (the course's form
-and the standard bias-corrected form differ by about 1e-7 of sqrt(v)), nothing more: random
-gradient magnitudes lie in [0.5, 2], so that epsilon stays negligible next to sqrt(v).
-A missing 1e-7 is caught by gradients with zero entries. The initialisers are checked by
-their statistics and by drawing from the Generator they are given.
+wrong. Only `params` receives what the student's update writes (`student.inplace`); the
+reference updates its own copy. Tolerances admit rounding and the placement of Adam's 1e-7
+epsilon (the course's form and the standard bias-corrected form differ by about 1e-7 of
+sqrt(v)), nothing more: random gradient magnitudes lie in [0.5, 2], so that epsilon stays
+negligible next to sqrt(v). A missing 1e-7 is caught by gradients with zero entries. The
+initialisers are checked by their statistics and by drawing from the Generator they are
+given.
 """
 
 import math
@@ -131,8 +133,9 @@ def test_trajectory_on_random_gradients(student, reference, rng, name):
     want = _copy(params)
     for step in range(1, STEPS + 1):
         grads = _random_grads(rng, params)
-        expected.update(want, grads)  # first: the student's update may write into grads
-        optimizer.update(params, grads)
+        expected.update(want, grads)
+        with student.inplace(params):
+            optimizer.update(params, grads)
         _compare(params, want, label=label, step=step, atol=RANDOM_ATOL, hint=HINTS[name])
 
 
@@ -151,7 +154,8 @@ def test_trajectory_on_textbook_function(student, reference, name):
     params = {"x": np.array(-7.0), "y": np.array(2.0)}
     want = _copy(params)
     for step in range(1, STEPS + 1):
-        optimizer.update(params, _textbook_grads(params))
+        with student.inplace(params):
+            optimizer.update(params, _textbook_grads(params))
         expected.update(want, _textbook_grads(want))
         _compare(params, want, label=label, step=step, atol=TEXTBOOK_ATOL, hint=HINTS[name])
 
@@ -169,8 +173,9 @@ def test_zero_gradient_entries_stay_finite(student, reference, rng, name):
         grads = _random_grads(rng, params)
         grads["W"][:, 1] = 0.0
         grads["b"][:] = 0.0
-        expected.update(want, grads)  # first: the student's update may write into grads
-        optimizer.update(params, grads)
+        expected.update(want, grads)
+        with student.inplace(params):
+            optimizer.update(params, grads)
         _compare(params, want, label=label, step=step, atol=RANDOM_ATOL, hint=hint)
 
 

@@ -68,7 +68,21 @@ def test_model_maps_images_to_ten_logits(student, device):
 @pytest.mark.points(5)
 @pytest.mark.hint("Use fewer or narrower layers: e.g. 784-256-256-10 has 269,322 parameters.")
 def test_model_has_at_most_a_million_parameters(student, metrics):
-    """The model has at most 1,000,000 parameters"""
+    """The model has at most 1,000,000 parameters
+
+    The count is the number of values in the parameter arrays this process received (the
+    worker sends the arrays, never a count), read from each module's own registry rather
+    than through `parameters()`, which a submission can override or patch.
+
+    What cannot be verified: the worker runs the student's code, which can change anything
+    there. A model that keeps weights outside torch's registry (plain tensors), or a
+    submission that patches the harness functions or torch's tensor conversion, can send
+    fewer arrays than its forward uses. Showing that the arrays received are the weights
+    that produced the held-out logits would take running the model's forward in this
+    process on them, and for a module the student defined that means running the
+    student's code here, which is what the sandbox exists to prevent. The count therefore
+    bounds the parameters the model registers with torch, as its code reports them.
+    """
     model = training.build_model(student)
     count = training.count_parameters(student, model)
     metrics["parameters"] = count
