@@ -82,6 +82,19 @@ def gcd_import(name):
 def spin():
     while True:
         pass
+
+
+def open_device(path):
+    os.close(os.open(path, os.O_RDWR | os.O_NOCTTY))
+    return path
+
+
+def connect(path):
+    import socket
+
+    with socket.socket(socket.AF_UNIX) as client:
+        client.connect(path)
+    return path
 """
 
 
@@ -259,6 +272,39 @@ def _alive(pids: list[int]) -> list[int]:
         if state not in ("Z", "X"):
             alive.append(pid)
     return alive
+
+
+def test_the_worker_cannot_take_the_machines_terminals(worker):
+    sandbox, proxy = worker
+    assert proxy.exists("/dev/ptmx")
+    assert active(sandbox, "scratch"), sandbox.protections
+    with pytest.raises(StudentError, match="PermissionError"):
+        proxy.open_device("/dev/ptmx")  # each one a pty of the machine's, for as long as it runs
+
+
+SOCKET_FOLDERS = ("/run", "/var/tmp")  # where services listen: databases, Docker, D-Bus
+
+
+@pytest.mark.parametrize("folder", SOCKET_FOLDERS)
+def test_the_machines_unix_sockets_are_out_of_reach(worker, folder):
+    import socket
+
+    sandbox, proxy = worker
+    assert proxy.exists(folder)
+    assert active(sandbox, "scratch"), sandbox.protections
+    if not os.access(folder, os.W_OK):
+        assert folder == "/run" and os.geteuid() != 0
+        return
+    path = f"{folder}/dl-grader-test-{unique_marker()}.sock"
+    with socket.socket(socket.AF_UNIX) as service:
+        service.bind(path)
+        os.chmod(path, 0o777)  # any user may connect, as a database's socket allows
+        service.listen()
+        try:
+            with pytest.raises(StudentError, match="FileNotFoundError"):
+                proxy.connect(path)
+        finally:
+            os.unlink(path)
 
 
 def test_doctor_lists_the_namespace_protections():

@@ -23,7 +23,12 @@ so a grader killed by SIGKILL or a closed SSH session takes its worker with it.
   can drop every capability and still import NumPy;
 * forbidden libraries (torch in a NumPy assignment) covered by a read-only tmpfs whose only
   file is an `__init__.py` that refuses the import: none of their files can be loaded,
-  however the import machinery is driven.
+  however the import machinery is driven;
+* the folders where the machine's services listen (`/run`, `/var/tmp`) covered the same way:
+  a network namespace does not separate Unix sockets that have a path, so a database's or
+  Docker's socket would otherwise still answer;
+* a devpts of its own whose `ptmx` it may not open: no pseudo-terminal of the machine's
+  (there are a few thousand, shared by every login) is taken while it runs.
 
 Nothing here changes the machine's mounts: the namespace is private and dies with the worker.
 This module runs inside the worker: standard library only.
@@ -50,6 +55,8 @@ MS_REMOUNT, MS_BIND, MS_REC, MS_PRIVATE = 32, 4096, 16384, 1 << 18
 SCRATCH = "/tmp"
 SHARED_MEMORY = "/dev/shm"
 MESSAGE_QUEUES = "/dev/mqueue"
+TERMINALS, TERMINAL_MASTER = "/dev/pts", "/dev/ptmx"
+SERVICE_FOLDERS = ("/run", "/var/run", "/var/tmp")
 
 
 PARENT_DEATH = "active: the worker dies with the grader, even when it is killed by SIGKILL"
@@ -297,6 +304,33 @@ class PrivateFiles:
     report: dict[str, str]
 
 
+def _covers(needed: list[str]) -> tuple[dict[str, list[str]], list[str]]:
+    """The folders to cover with a tmpfs, each with the `needed` paths under it to bind back,
+    and which of them are covered only because other users may not enter them."""
+    present = [os.path.realpath(p) for p in needed if os.path.exists(p)]
+    blocked = {a for a in map(blocked_ancestor, present) if a is not None}
+    services = {
+        os.path.realpath(f) for f in SERVICE_FOLDERS if os.path.isdir(f) and not os.path.islink(f)
+    }
+    folders = _outermost([*blocked, *(f for f in services if f not in present)])
+    covers = {f: _outermost([p for p in present if p.startswith(f + os.sep)]) for f in folders}
+    return covers, sorted(blocked.intersection(folders))
+
+
+def _private_terminals() -> str:
+    """A devpts instance of the worker's own, with a `ptmx` it may not open."""
+    if not os.path.isdir(TERMINALS) or not os.path.lexists(TERMINAL_MASTER):
+        return "unavailable: no /dev/pts"
+    try:
+        _mount("devpts", TERMINALS, "devpts", MS_NOSUID | MS_NOEXEC,
+               "newinstance,ptmxmode=000,mode=600")  # fmt: skip
+        if not os.path.islink(TERMINAL_MASTER):  # a link to pts/ptmx already leads there
+            _mount(os.path.join(TERMINALS, "ptmx"), TERMINAL_MASTER, None, MS_BIND)
+    except IsolationFailed as error:
+        return f"failed: {error.strerror}"
+    return "active: no pseudo-terminal of the machine's can be opened"
+
+
 def _mask_library(path: str, library: str) -> None:
     """Cover a library's folder with a read-only tmpfs whose only file refuses the import."""
     _mount("tmpfs", path, "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755,size=16k")
@@ -318,14 +352,10 @@ def private_files(
     new_folder = os.path.join(SCRATCH, name)
     source = os.open(os.path.join(folder, "submission"), os.O_RDONLY | os.O_DIRECTORY)
     opened: list[tuple[str, int]] = []
-    covers: dict[str, list[str]] = {}
+    covers, blocked = _covers(needed)
     try:
-        for path in needed:
-            ancestor = blocked_ancestor(path)
-            if ancestor is not None and os.path.exists(path):
-                covers.setdefault(ancestor, []).append(os.path.realpath(path))
         for paths in covers.values():
-            opened += [(p, os.open(p, os.O_PATH | os.O_CLOEXEC)) for p in _outermost(paths)]
+            opened += [(p, os.open(p, os.O_PATH | os.O_CLOEXEC)) for p in paths]
         _mount(None, "/", None, MS_REC | MS_PRIVATE)
         for ancestor in sorted(covers):
             _mount("tmpfs", ancestor, "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755,size=64k")
@@ -351,6 +381,7 @@ def private_files(
         if os.path.isdir(MESSAGE_QUEUES):
             with contextlib.suppress(IsolationFailed):
                 _mount("mqueue", MESSAGE_QUEUES, "mqueue", MS_NOSUID | MS_NODEV | MS_NOEXEC)
+        terminals = _private_terminals()
         _mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
     finally:
         os.close(source)
@@ -360,13 +391,16 @@ def private_files(
         "scratch": f"active: private {int(scratch_mb)} MB tmpfs for /tmp, /dev/shm and the "
         "submission's copy",
         "proc": "active: /proc shows only the worker's own processes",
+        "terminals": terminals,
     }
-    if covers:
+    if blocked:
         report["python"] = (
             "active: read-only binds of the Python installation under "
-            + ", ".join(sorted(covers))
+            + ", ".join(blocked)
             + ", which other users may not enter"
         )
+    if services := sorted(set(covers) - set(blocked)):
+        report["service sockets"] = "active: " + ", ".join(services) + " covered"
     if hidden:
         report["forbidden files"] = "active: " + ", ".join(hidden) + " unreadable"
     return PrivateFiles(new_folder, report)
