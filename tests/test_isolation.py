@@ -74,6 +74,25 @@ def daemons(marker, count):
     return count
 
 
+def new_user_namespace(how):
+    import ctypes
+    import mmap
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    if how == "unshare":
+        result = libc.unshare(0x10000000)
+    else:  # clone(CLONE_NEWUSER | SIGCHLD) on a stack of its own
+        stack = mmap.mmap(-1, 1 << 16)
+        top = ctypes.c_void_p(ctypes.addressof(ctypes.c_char.from_buffer(stack)) + (1 << 16))
+        callback = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p)(lambda _: 0)
+        result = libc.clone(callback, top, 0x10000000 | 17, None)
+        if result > 0:
+            os.waitpid(result, 0)
+    if result < 0:
+        raise PermissionError(ctypes.get_errno(), os.strerror(ctypes.get_errno()))
+    return True
+
+
 def gcd_import(name):
     import importlib._bootstrap
     return repr(importlib._bootstrap._gcd_import(name))
@@ -305,6 +324,14 @@ def test_the_machines_unix_sockets_are_out_of_reach(worker, folder):
                 proxy.connect(path)
         finally:
             os.unlink(path)
+
+
+@pytest.mark.parametrize("how", ["unshare", "clone"])
+def test_the_worker_cannot_create_user_namespaces(worker, how):
+    sandbox, proxy = worker
+    with pytest.raises(StudentError, match="PermissionError"):
+        proxy.new_user_namespace(how)
+    assert active(sandbox, "user namespaces"), sandbox.protections
 
 
 def test_doctor_lists_the_namespace_protections():

@@ -13,6 +13,7 @@ it did, so grading still works on macOS, old kernels or locked-down containers a
   TCP rules (ABI >= 4) deny every connect and bind;
 * signals (Landlock ABI >= 6): the worker cannot signal processes outside its sandbox;
 * no-new-privileges, always where prctl exists;
+* no new user namespaces (`seccomp`);
 * privileges: a root worker switches to a uid of its own (`grader.sandbox.privileges`).
 
 This module runs inside the worker: standard library only.
@@ -29,6 +30,7 @@ import sysconfig
 
 from grader.sandbox.libc import c_library
 from grader.sandbox.privileges import drop_privileges
+from grader.sandbox.seccomp import deny_user_namespaces
 
 SYSCALLS = {"x86_64": (444, 445, 446), "aarch64": (444, 445, 446)}
 PR_SET_NO_NEW_PRIVS = 38
@@ -263,6 +265,7 @@ def harden(
         else "unavailable: needs Landlock ABI 6"
     )  # fmt: skip
     report["no_new_privileges"] = no_new_privileges()
+    report["user namespaces"] = deny_user_namespaces()
     landlock_on = report["filesystem"].startswith("active")
     report["privileges"] = drop_privileges(writable, grader_package, landlock_on, uid)
     return report
