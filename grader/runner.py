@@ -20,6 +20,7 @@ import pytest
 
 from grader import __version__
 from grader.course import Assignment, Course, load_course
+from grader.data import data_dir
 from grader.errors import BadInput, GraderError
 from grader.fingerprint import grade_fingerprint
 from grader.forbidden import scan
@@ -170,7 +171,13 @@ def grade(
     source = Path(submission) if submission is not None else Path.cwd()
     with ScratchFolder("grade") as workdir:
         prepared = prepare(source, assignment, workdir)
-        sandbox = Sandbox(prepared.folder, assignment.module, limits, assignment.forbidden_imports)
+        sandbox = Sandbox(
+            prepared.folder,
+            assignment.module,
+            limits,
+            assignment.forbidden_imports,
+            hidden_paths=(course.root, data_dir()),
+        )
         violations = scan(prepared.folder, assignment.forbidden_imports)
         if violations:
             sandbox.refuse(

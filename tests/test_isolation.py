@@ -12,6 +12,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -342,3 +343,30 @@ def test_doctor_lists_the_namespace_protections():
         state, _, why = protections.get(name, "").partition(": ")
         assert state in ("active", "unavailable", "failed", "not needed"), (name, protections)
         assert why, json.dumps(protections, indent=1)
+
+
+def test_a_course_installed_where_the_worker_may_read_stays_out_of_reach(submission):
+    """A course (or data folder) under a folder the worker reads, such as site-packages or
+    /opt, is hidden by path, not only by being elsewhere."""
+    import site
+    import tempfile
+
+    course = Path(tempfile.mkdtemp(prefix="dl_grader_course_", dir=site.getsitepackages()[0]))
+    course.chmod(0o755)  # installed for everyone to read, as packages are
+    try:
+        secret = course / "reference" / "assignment3.py"
+        secret.parent.mkdir()
+        secret.write_text("SECRET = 1\n")
+        outcomes = []
+        for hidden in ((), (course,)):
+            sandbox = Sandbox(submission, "probe", Limits(call_timeout_s=20.0), hidden_paths=hidden)
+            try:
+                outcomes.append(SubmissionProxy(sandbox).read(str(secret)))
+            except StudentError as error:
+                outcomes.append(error.message)
+            finally:
+                sandbox.close()
+    finally:
+        shutil.rmtree(course)
+    assert outcomes[0] == len("SECRET = 1\n")  # a readable place: only hiding protects it
+    assert "Error" in str(outcomes[1]), outcomes

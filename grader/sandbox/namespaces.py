@@ -340,13 +340,18 @@ def _mask_library(path: str, library: str) -> None:
 
 
 def private_files(
-    folder: str, needed: list[str], masked: dict[str, str], scratch_mb: int
+    folder: str,
+    needed: list[str],
+    masked: dict[str, str],
+    scratch_mb: int,
+    secret: list[str] = (),
 ) -> PrivateFiles:
     """Set up the worker's mounts (see the module's docstring); return its folder's new path.
 
     `folder` holds the prepared `submission/`; `needed` are the paths the worker must read
     (Python, its packages, the grader's sandbox package); `masked` maps the folders of
-    forbidden libraries to their names.
+    forbidden libraries to their names; `secret` are folders covered by an empty tmpfs (the
+    course and the grader's data folder).
     """
     name = os.path.basename(folder.rstrip(os.sep))
     new_folder = os.path.join(SCRATCH, name)
@@ -364,6 +369,9 @@ def private_files(
             _bind(fd, path)
         for ancestor in sorted(covers):
             _mount(None, ancestor, None, MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV)
+        for path in secret:
+            if os.path.isdir(path):
+                _mount("tmpfs", path, "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV, "size=4k")
         hidden = []
         for path, library in sorted(masked.items()):
             if os.path.isdir(path):

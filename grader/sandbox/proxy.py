@@ -177,8 +177,10 @@ class Sandbox:
         module: str,
         limits: Limits,
         forbidden_imports: tuple[str, ...] = (),
+        hidden_paths: tuple[Path, ...] = (),
     ) -> None:
         self.submission_dir = Path(submission_dir)
+        self.hidden_paths = tuple(str(Path(p).resolve()) for p in hidden_paths)
         self.module = module
         self.limits = limits
         self.forbidden_imports = forbidden_imports
@@ -256,6 +258,7 @@ class Sandbox:
             "grader_root": GRADER_ROOT,
             "limits": self.limits.for_worker(),
             "forbidden_imports": list(self.forbidden_imports),
+            "hidden_paths": list(self.hidden_paths),
         }
         env = worker_environment(folder / "home")
         forked = self._fork(config, env)

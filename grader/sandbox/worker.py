@@ -330,6 +330,11 @@ def forbidden_locations(names: tuple[str, ...]) -> dict[str, str]:
     return found
 
 
+def _holds_any(folder: str, paths: list[str]) -> bool:
+    prefix = os.path.realpath(folder).rstrip(os.sep) + os.sep
+    return any((os.path.realpath(p) + os.sep).startswith(prefix) for p in paths)
+
+
 def confine(config: dict[str, Any], isolation: Isolation) -> tuple[str, list[str], dict[str, str]]:
     """Give the worker its private files, limits and protections before any student code
     runs; its submission folder (as it now sees it), the limits applied and the protections."""
@@ -339,12 +344,17 @@ def confine(config: dict[str, Any], isolation: Isolation) -> tuple[str, list[str
     folder = os.path.dirname(os.path.realpath(submission_dir))
     grader_package = os.path.dirname(os.path.realpath(__file__))
     hidden = forbidden_locations(tuple(config.get("forbidden_imports", ()))) if enabled else {}
+    # The course and the grader's data folder, wherever they are installed: never readable
+    # (masked unless they hold the grader's own package, which Landlock then opens around).
+    roots = readable_roots(grader_package)
+    secret = [p for p in config.get("hidden_paths", []) if os.path.isdir(p)]
+    masked = [p for p in secret if not _holds_any(p, [grader_package, *roots])]
     protections = dict(isolation.report)
     private = False
     if isolation.namespaces:
         try:
-            roots = readable_roots(grader_package)
-            files = private_files(folder, roots, hidden, limits.get("scratch_mb", 256))
+            scratch = limits.get("scratch_mb", 256)
+            files = private_files(folder, roots, hidden, scratch, masked)
         except OSError as error:
             protections["scratch"] = f"failed: {error.strerror or error}"
         else:
@@ -362,7 +372,7 @@ def confine(config: dict[str, Any], isolation: Isolation) -> tuple[str, list[str
             grader_package=grader_package,
             enabled=enabled,
             isolated=private,
-            hidden=() if private else tuple(hidden),  # masked already when private
+            hidden=(*secret, *(() if private else hidden)),  # libraries masked when private
             uid=UID_BASE + isolation.host_pid,
         )
     )
