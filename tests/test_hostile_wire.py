@@ -9,6 +9,7 @@ Each attack must end in a check status and a small report, never in a stuck or b
 from __future__ import annotations
 
 import textwrap
+import tracemalloc
 from pathlib import Path
 
 import pytest
@@ -195,6 +196,18 @@ def hostile(tmp_path: Path):
     box = Sandbox(folder, "hostile", Limits(call_timeout_s=2.0, max_message_mb=4))
     yield SubmissionProxy(box)
     box.close()
+
+
+def test_a_forged_gigabyte_reply_is_refused_before_the_grader_reads_it(hostile):
+    header = {"op": "result", "value": {"$a": 0, "dtype": "|u1", "shape": [1 << 30]}}
+    tracemalloc.start()
+    try:
+        with pytest.raises(WorkerCrashed, match="more than the 4 MB allowed"):
+            hostile.forge(header, [1 << 30], 64 << 20)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 8 << 20
 
 
 ARRAY = {"$a": 0, "dtype": "<f8", "shape": [2]}
