@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 from support import make_course
-from test_hostile import FAST, by_name, replace_function
+from test_hostile import by_name, graded, replace_function
 
 from grader.course import load_course
 from grader.report.json_report import to_json
@@ -70,39 +70,22 @@ def attack(body: str):
     return lambda source: FORGE + "\n\n" + replace(source)
 
 
-def graded_attack(course, make_submission, body: str):
-    result = graded_checks(course, make_submission, attack(body))
+def graded_attack(course, make_submission, body: str) -> dict:
+    """Grade assignment1 with AND running `body`: the attacked checks fail, the others pass,
+    and the report stays small. The checks by name."""
+    result = graded(course, make_submission, attack(body))
+    checks = by_name(result)
     for name in ("test_and_truth_table", "test_xor_truth_table"):
-        assert result.checks[name].status in ("error", "timeout")
-    assert result.checks["test_or_truth_table"].status == "passed"
-    assert len(to_json(result.grade).encode()) < REPORT_LIMIT
-    return result
-
-
-class Graded:
-    def __init__(self, grade_result) -> None:
-        self.grade = grade_result
-        self.checks = by_name(grade_result)
-
-
-def graded_checks(course, make_submission, transform) -> Graded:
-    assignment = course.assignment("assignment1")
-    return Graded(
-        grade(
-            "assignment1",
-            make_submission("assignment1", transform),
-            course=course,
-            limits=assignment.limits.with_overrides(**FAST),
-            device="cpu",
-        )
-    )
+        assert checks[name].status in ("error", "timeout")
+    assert checks["test_or_truth_table"].status == "passed"
+    assert len(to_json(result).encode()) < REPORT_LIMIT
+    return checks
 
 
 def test_a_forged_reply_of_hash_colliding_dict_keys_is_refused(course, make_submission):
     keys = "[[k * (2**61 - 1), 0] for k in range(1, 100_001)]"  # all hash to 0
     body = f"_forge({{'op': 'result', 'value': {{'$d': {keys}}}}})"
-    result = graded_attack(course, make_submission, body)
-    check = result.checks["test_and_truth_table"]
+    check = graded_attack(course, make_submission, body)["test_and_truth_table"]
     assert check.status == "error"
     assert "entries" in check.message
 
@@ -113,8 +96,7 @@ def test_a_forged_error_reply_is_capped_and_escaped_before_the_report(course, ma
         "_forge({'op': 'error', 'type': 'Boom\\x1b[2J' + 'T' * 1000,\n"
         "        'message': '\\x1b]0;pwned\\x07' + 'm' * 2_000_000, 'frames': [frame] * 1000})"
     )
-    result = graded_attack(course, make_submission, body)
-    check = result.checks["test_and_truth_table"]
+    check = graded_attack(course, make_submission, body)["test_and_truth_table"]
     assert check.status == "error"
     assert "Boom" in check.message
     for text in (check.message, check.details):
@@ -125,22 +107,20 @@ def test_a_forged_error_reply_is_capped_and_escaped_before_the_report(course, ma
 
 
 def test_a_forged_reply_over_the_message_limit_is_refused_from_its_header(course, make_submission):
-    limit = course.assignment("assignment1").limits.max_message_mb
     body = (
         "_forge({'op': 'result', 'value': {'$a': 0, 'dtype': '|u1', 'shape': [1 << 30]}},\n"
         "      blob_sizes=[1 << 30], stream=64 << 20)"
     )
-    result = graded_attack(course, make_submission, body)
-    check = result.checks["test_and_truth_table"]
+    check = graded_attack(course, make_submission, body)["test_and_truth_table"]
     assert check.status == "error"
-    assert f"{limit:g} MB" in check.message
+    assert "a message of 1,024 MB, more than the 8 MB allowed" in check.message
 
 
 def test_a_forged_error_reply_of_8_mb_is_refused(course, make_submission):
     body = "_forge({'op': 'error', 'type': 'E', 'message': 'm' * 8_000_000})"
-    result = graded_attack(course, make_submission, body)
-    assert result.checks["test_and_truth_table"].status == "error"
-    assert "MB" in result.checks["test_and_truth_table"].message
+    check = graded_attack(course, make_submission, body)["test_and_truth_table"]
+    assert check.status == "error"
+    assert "more than the 4 MB allowed" in check.message  # the JSON part's own cap
 
 
 STALL_CHECKS = """

@@ -6,6 +6,9 @@ holding a copy of the submission, sends calls, answers callbacks, syncs in-place
 back into the caller's arrays and dicts, and turns timeouts, crashes and garbage into
 `StudentError`s. A dead worker is restarted on the next call. `RemoteObject` makes an
 object in the worker look local: `layer.forward(x)`, `layer.dW`, `layer.W = w`.
+
+Whatever the worker sends is read within the call's deadline and the assignment's message
+cap, and its text is capped and escaped where it arrives.
 """
 
 from __future__ import annotations
