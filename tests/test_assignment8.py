@@ -204,9 +204,9 @@ def test_the_test_labels_never_reach_the_worker(tmp_path, monkeypatch):
     sent: list[bytes] = []
     send = Channel.send
 
-    def spy(self, header, blobs=()):
+    def spy(self, header, blobs=(), deadline=None):
         sent.append(b"".join(bytes(b) for b in blobs))
-        return send(self, header, blobs)
+        return send(self, header, blobs, deadline)
 
     monkeypatch.setattr(Channel, "send", spy)
     source = (

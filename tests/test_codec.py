@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import contextlib
+import fcntl
+import json
 import os
 import pickle
 import struct
+import sys
+import threading
+import time
 import warnings
 
 import numpy as np
@@ -14,6 +19,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from grader.sandbox.codec import (
+    MAX_BLOBS,
+    MAX_DICT_ITEMS,
+    MAX_MESSAGE_DICT_ITEMS,
+    MAX_METHODS,
+    MAX_NODES,
     Channel,
     ChannelClosed,
     ChannelTimeout,
@@ -331,3 +341,134 @@ def test_any_array_node_decodes_as_described_or_is_refused(tag, index, fields, d
     array = np.asarray(value)
     assert array.dtype.kind in "biufc" and array.dtype.isnative
     assert list(array.shape) == fields["shape"]
+
+
+HASH_MODULUS = 2**61 - 1  # CPython hashes k * (2**61 - 1) to 0 for every k: keys that all collide
+
+
+def test_a_dict_of_hash_colliding_keys_is_refused_before_it_is_built():
+    node = {"$d": [[k * HASH_MODULUS, 0] for k in range(1, 20_001)]}
+    with pytest.raises(ProtocolError, match="entries"):
+        Decoder([]).decode(node)
+
+
+def test_many_small_dicts_cannot_add_up_to_a_large_one():
+    small = {"$d": [[k * HASH_MODULUS, 0] for k in range(1, MAX_DICT_ITEMS + 1)]}
+    assert len(Decoder([]).decode(small)) == MAX_DICT_ITEMS
+    with pytest.raises(ProtocolError, match="entries"):
+        Decoder([]).decode([small] * (MAX_MESSAGE_DICT_ITEMS // MAX_DICT_ITEMS + 1))
+
+
+def test_a_message_of_too_many_values_is_refused():
+    with pytest.raises(ProtocolError, match="values"):
+        Decoder([]).decode([0] * (MAX_NODES + 1))
+
+
+def test_decoding_counts_against_the_deadline():
+    with pytest.raises(ChannelTimeout):
+        Decoder([], deadline=time.monotonic() - 1).decode(list(range(100_000)))
+
+
+def test_one_blob_cannot_back_two_arrays():
+    node = {"$a": 0, "dtype": "<f8", "shape": [1 << 17]}
+    with pytest.raises(ProtocolError, match="blob"):
+        Decoder([bytes(1 << 20)]).decode([node] * 1000)
+
+
+def test_a_blob_table_with_too_many_entries_is_refused():
+    header = json.dumps({"blobs": [0] * (MAX_BLOBS + 1)}).encode()
+    with pytest.raises(ProtocolError, match="blobs"):
+        unpack(header, b"")
+
+
+@pytest.mark.parametrize(
+    "header",
+    [
+        b'{"v": NaN, "blobs": []}',
+        b'{"v": -Infinity, "blobs": []}',
+        b'{"v": 1e999, "blobs": []}',
+        b'{"v": [1, 1e400], "blobs": []}',
+    ],
+)
+def test_non_finite_numbers_outside_their_tag_are_refused(header):
+    with pytest.raises(ProtocolError):
+        header, blobs = unpack(header, b"")
+        Decoder(blobs).decode(header["v"])
+
+
+def test_generator_state_with_huge_integers_is_a_protocol_error():
+    state = {"bit_generator": "PCG64", "state": {"state": 10**300, "inc": 1}}
+    node = {"$g": Encoder().encode({**state, "has_uint32": 0, "uinteger": 0})}
+    with pytest.raises(ProtocolError):
+        Decoder([]).decode(node)
+
+
+def test_errors_about_a_node_do_not_repeat_it_at_length():
+    with pytest.raises(ProtocolError) as error:
+        Decoder([]).decode({"$" + "x" * 1_000_000: 1})
+    assert len(str(error.value)) < 200
+
+
+def test_a_handle_carries_a_bounded_list_of_methods():
+    node = {"$h": 1, "cls": "C" * 10_000, "methods": [f"m{i}" for i in range(100_000)]}
+    handle = Decoder([], make_handle=lambda h: h).decode(node)
+    assert len(handle.cls) <= 200
+    assert len(handle.methods) <= MAX_METHODS
+
+
+def test_the_sender_refuses_a_dict_the_receiver_would_refuse():
+    with pytest.raises(ValueError, match="entries"):
+        Encoder().encode(dict.fromkeys(range(MAX_DICT_ITEMS + 1)))
+
+
+def test_channel_refuses_a_header_over_the_limit_before_reading_it():
+    channel, r, w = _pipe_channel()
+    channel.max_bytes = 1 << 20
+    os.write(w, struct.pack(">IQ", 2 << 20, 0))
+    with pytest.raises(ProtocolError, match="MB"):
+        channel.recv(deadline=time.monotonic() + 5)
+    os.close(r)
+    os.close(w)
+
+
+def test_channel_counts_header_and_blobs_against_the_limit():
+    channel, r, w = _pipe_channel()
+    channel.max_bytes = 1 << 20
+    os.write(w, struct.pack(">IQ", 600_000, 600_000))
+    with pytest.raises(ProtocolError, match="MB"):
+        channel.recv(deadline=time.monotonic() + 5)
+    os.close(r)
+    os.close(w)
+
+
+F_SETPIPE_SZ = 1031  # fcntl.F_SETPIPE_SZ, Linux only
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="pipe sizes are Linux's")
+def test_send_times_out_when_the_reader_stops_reading():
+    channel, r, w = _pipe_channel()
+    fcntl.fcntl(r, F_SETPIPE_SZ, 4096)
+    try:
+        with pytest.raises(ChannelTimeout):
+            channel.send({"op": "call"}, [bytes(1 << 20)], deadline=time.monotonic() + 0.2)
+    finally:
+        os.close(r)
+        os.close(w)
+
+
+def test_a_large_frame_arrives_whole_as_plain_aligned_writable_arrays():
+    channel, r, w = _pipe_channel()
+    value = (np.arange(3, dtype=np.int8), np.arange(1 << 16, dtype=np.float64), np.ones(5, ">f4"))
+    encoder = Encoder()
+    node = encoder.encode(value)
+    thread = threading.Thread(target=channel.send, args=({"v": node}, encoder.blobs))
+    thread.start()
+    header, blobs = channel.recv(deadline=time.monotonic() + 10)
+    thread.join()
+    os.close(r)
+    os.close(w)
+    assert all(isinstance(b, memoryview) for b in blobs)  # views of one buffer, not copies
+    got = Decoder(blobs).decode(header["v"])
+    for array, sent in zip(got, value, strict=True):
+        np.testing.assert_array_equal(array, sent)
+        assert array.flags.writeable and array.flags.aligned and array.dtype.isnative

@@ -7,6 +7,9 @@ back into the caller's arrays and dicts only where the caller asked for them (`i
 turns timeouts, crashes and garbage into `StudentError`s. A dead worker is restarted on the
 next call. `RemoteObject` makes an object in the worker look local: `layer.forward(x)`,
 `layer.dW`, `layer.W = w`.
+
+Whatever the worker sends is read within the call's deadline and the assignment's message
+cap, and its text is capped and escaped where it arrives.
 """
 
 from __future__ import annotations
@@ -27,8 +30,10 @@ from typing import Any
 
 import numpy as np
 
+from grader.safetext import one_line, printable
 from grader.sandbox import forkserver
 from grader.sandbox.codec import (
+    MAX_METHODS,
     Callback,
     Channel,
     ChannelClosed,
@@ -50,6 +55,8 @@ BOOTSTRAP = (
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 PASSED_VARIABLES = ("CUDA_VISIBLE_DEVICES",)  # the worker trains on the GPU the grader was given
 EXIT_GRACE_S = 1.0  # how long a worker whose pipe closed may take to report its own exit
+MAX_FRAMES = 8  # of a student's traceback, the innermost
+MAX_REPORTED = 32  # entries of the worker's list of limits and of protections
 
 
 def worker_environment(home: Path | None) -> dict[str, str]:
@@ -94,10 +101,9 @@ class StudentException(StudentError):
         return self.type_name != "NotImplementedError"
 
     def __init__(self, call: str, reply: dict) -> None:
-        self.type_name = str(reply.get("type", "Exception"))
-        self.text = str(reply.get("message", ""))
-        frames = reply.get("frames") or []
-        self.frames = [f for f in frames if isinstance(f, list) and len(f) == 4]
+        self.type_name = one_line(reply.get("type", "Exception"), 100)
+        self.text = printable(reply.get("message", ""), 2000)
+        self.frames = _frames(reply.get("frames"))
         where = ""
         if self.frames:
             path, line, _, _ = self.frames[-1]
@@ -112,6 +118,21 @@ class StudentException(StudentError):
             for path, line, name, code in self.frames
         )
         super().__init__(message, f"Traceback (your code):\n{trace}\n{self.type_name}: {self.text}")
+
+
+def _frames(frames: Any) -> list[tuple[str, int, str, str]]:
+    """The innermost frames of a worker's traceback, (path, line, function, code), as safe text;
+    anything not shaped like a frame is dropped."""
+    if not isinstance(frames, list):
+        return []
+    kept = []
+    for frame in frames[-MAX_FRAMES:]:
+        if not (isinstance(frame, list) and len(frame) == 4):
+            continue
+        path, line, name, code = frame
+        line = line if type(line) is int and 0 <= line < 10**9 else 0
+        kept.append((one_line(path, 200), line, one_line(name, 100), one_line(code, 200)))
+    return kept
 
 
 class SubmissionImportError(StudentError):
@@ -161,8 +182,9 @@ class CapturedOutput:
         return thread
 
     def text(self) -> str:
+        """What was kept, decoded, with control codes escaped (it may reach a terminal)."""
         with self._lock:
-            text = self.kept.decode("utf-8", errors="replace")
+            text = printable(self.kept.decode("utf-8", errors="replace"), self.limit)
             if self.total > len(self.kept):
                 text += f"\n[... {self.total - len(self.kept)} more bytes of output dropped]"
             return text
@@ -267,7 +289,7 @@ class Sandbox:
         else:
             self._process, (from_worker_r, to_worker_w) = self._start_fresh(config, env)
         self.starts += 1
-        self._channel = Channel(from_worker_r, to_worker_w)
+        self._channel = Channel(from_worker_r, to_worker_w, self.limits.max_message_bytes)
         self._drainer = self.output.drain(self._process.stdout)
 
     def _start_fresh(
@@ -337,11 +359,12 @@ class Sandbox:
         except ChannelTimeout:
             self._fail_import(
                 SubmissionImportError(
-                    f"importing {self.module}.py took longer than {timeout:g} s "
+                    self._grade_time_message(f"importing {self.module}.py")
+                    or f"importing {self.module}.py took longer than {timeout:g} s "
                     "(is there an infinite loop or a long computation at module level?)"
                 )
             )
-        except (ChannelClosed, ProtocolError):
+        except ChannelClosed:
             code = self._kill(grace_s=EXIT_GRACE_S)
             self._fail_import(
                 SubmissionImportError(
@@ -349,12 +372,23 @@ class Sandbox:
                     f"imported ({_exit_description(code)})"
                 )
             )
+        except ProtocolError as error:
+            self._fail_import(
+                SubmissionImportError(
+                    f"while {self.module}.py was being imported, the worker sent data the "
+                    f"grader refuses ({one_line(error, 300)})"
+                )
+            )
         if header.get("op") == "ready" and isinstance(header.get("module"), list):
-            self.applied_limits = [str(x) for x in header.get("limits", [])]
+            limits = _listed(header.get("limits"))[:MAX_REPORTED]
+            self.applied_limits = [one_line(x, 100) for x in limits]
             protections = header.get("protections", {})
             if isinstance(protections, dict):
-                self.protections = {str(k): str(v) for k, v in protections.items()}
-            methods = tuple(str(m) for m in header["module"])
+                self.protections = {
+                    one_line(k, 100): one_line(v, 300)
+                    for k, v in list(protections.items())[:MAX_REPORTED]
+                }
+            methods = _method_names(header["module"])
             self._module_handle = Handle(0, self.module, methods)
             return
         if header.get("op") == "import_error":
@@ -413,6 +447,15 @@ class Sandbox:
         if self.deadline is None:
             return float("inf")
         return max(0.0, self.deadline - time.monotonic())
+
+    def _grade_time_message(self, doing: str) -> str | None:
+        """What to say when the grade's own time limit, not a call's, stopped `doing`."""
+        if self.deadline is None or time.monotonic() < self.deadline:
+            return None
+        return (
+            f"the grade's time limit ({self.limits.total_timeout_s:g} s) ran out while "
+            f"{doing} was running, so it was stopped."
+        )
 
     # -- requests ---------------------------------------------------------------------------
 
@@ -489,23 +532,27 @@ class Sandbox:
         refs: dict[int, Any],
         callbacks: dict[int, Callable],
     ) -> Any:
+        """Send one request and read its reply, answering callbacks on the way. Writing the
+        request, reading and decoding the reply all count against the call's time limit
+        (capped by what is left of the grade's); only the trusted side's callbacks do not."""
         self.module_handle()
         assert self._channel is not None
         timeout = min(self.call_timeout, self._remaining())
         deadline = time.monotonic() + timeout
         try:
-            self._channel.send(header, blobs)
+            self._channel.send(header, blobs, deadline)
             while True:
                 reply, reply_blobs = self._channel.recv(deadline)
                 if reply.get("op") != "callback":
                     break
-                started = time.monotonic()
-                self._answer_callback(reply, reply_blobs, callbacks)
-                deadline += time.monotonic() - started
+                spent = self._answer_callback(reply, reply_blobs, callbacks, deadline)
+                deadline = min(deadline + spent, time.monotonic() + self._remaining())
+            return self._read_reply(reply, reply_blobs, label, refs, deadline)
         except ChannelTimeout:
             self._kill()
             raise WorkerTimeout(
-                f"{label} did not finish within {timeout:g} s and was stopped "
+                self._grade_time_message(label)
+                or f"{label} did not finish within {timeout:g} s and was stopped "
                 "(an infinite loop, or much slower than needed?)."
             ) from None
         except ChannelClosed:
@@ -515,17 +562,20 @@ class Sandbox:
             ) from None
         except ProtocolError as error:
             self._kill()
-            raise WorkerCrashed(f"{label} sent back malformed data ({error}).") from None
-        return self._read_reply(reply, reply_blobs, label, refs)
+            raise WorkerCrashed(_refused_message(label, error)) from None
 
-    def _read_reply(self, reply: dict, blobs: list[bytes], label: str, refs: dict) -> Any:
+    def _read_reply(
+        self, reply: dict, blobs: list[memoryview], label: str, refs: dict, deadline: float
+    ) -> Any:
         op = reply.get("op")
         if op == "error":
             raise StudentException(label, reply)
         if op != "result":
             self._kill()
             raise WorkerCrashed(f"{label} sent back an unexpected message.")
-        decoder = Decoder(blobs, make_handle=self._remote, resolve_ref=_resolver(refs))
+        decoder = Decoder(
+            blobs, make_handle=self._remote, resolve_ref=_resolver(refs), deadline=deadline
+        )
         try:
             value = decoder.decode(reply.get("value"))
             sync = reply.get("sync", [])
@@ -533,40 +583,53 @@ class Sandbox:
                 raise ProtocolError("bad sync list")
             updates = []
             for item in sync:
-                if not (isinstance(item, list) and len(item) == 2 and item[0] in refs):
+                if not (isinstance(item, list) and len(item) == 2 and _known(item[0], refs)):
                     raise ProtocolError("bad sync entry")
                 updates.append((refs[item[0]], decoder.decode(item[1])))
         except ProtocolError as error:
             self._kill()
-            raise WorkerCrashed(f"{label} sent back malformed data ({error}).") from None
+            raise WorkerCrashed(_refused_message(label, error)) from None
         writable = _reachable(self._inplace)
         for original, current in updates:
             if id(original) in writable:
                 _apply_update(original, current)
         return value
 
-    def _answer_callback(self, reply: dict, blobs: list[bytes], callbacks: dict) -> None:
+    def _answer_callback(
+        self, reply: dict, blobs: list[memoryview], callbacks: dict, deadline: float
+    ) -> float:
+        """Run the callable the worker asked for and send its answer; the seconds it ran
+        (the trusted function's own time, which the call's limit does not charge)."""
         assert self._channel is not None
-        func = callbacks.get(reply.get("id"))
-        decoder = Decoder(blobs, make_handle=self._remote)
+        ident = reply.get("id")
+        if type(ident) is not int:
+            raise ProtocolError("bad callback id")  # an unknown int is answered below
+        decoder = Decoder(blobs, make_handle=self._remote, deadline=deadline)
+        args = decoder.decode(reply.get("args"))
+        kwargs = decoder.decode(reply.get("kwargs"))
+        if not isinstance(args, tuple) or not isinstance(kwargs, dict):
+            raise ProtocolError("bad callback arguments")
+        started = time.monotonic()
+        encoder = Encoder()
         try:
-            if func is None:
+            if ident not in callbacks:
                 raise LookupError("that function is no longer available")
-            args = decoder.decode(reply.get("args"))
-            kwargs = decoder.decode(reply.get("kwargs"))
-            if not isinstance(args, tuple) or not isinstance(kwargs, dict):
-                raise ProtocolError("bad callback arguments")
-            encoder = Encoder()
-            answer = {"op": "callback_result", "value": encoder.encode(func(*args, **kwargs))}
-            self._channel.send(answer, encoder.blobs)
-        except ProtocolError:
-            raise
+            answer = {
+                "op": "callback_result",
+                "value": encoder.encode(callbacks[ident](*args, **kwargs)),
+            }
         except Exception as error:  # reported to the student's code
-            message = f"{type(error).__name__}: {error}"[:500]
-            self._channel.send({"op": "callback_error", "message": message})
+            answer = {"op": "callback_error", "message": f"{type(error).__name__}: {error}"[:500]}
+            encoder.blobs.clear()
+        spent = time.monotonic() - started
+        self._channel.send(answer, encoder.blobs, deadline + spent)
+        return spent
 
     def _remote(self, handle: Handle) -> RemoteObject:
-        return RemoteObject(self, handle, self.generation)
+        """The stand-in for an object the worker sent: its class name is safe to show, and
+        it lists only method names a check could call."""
+        safe = Handle(handle.id, one_line(handle.cls, 100), _method_names(handle.methods))
+        return RemoteObject(self, safe, self.generation)
 
 
 def _await_exit(pid: int, seconds: float) -> None:
@@ -602,6 +665,29 @@ def descendants(root: int) -> list[int]:
 def _handle_of(value: Any) -> Handle | None:
     """The handle behind a remote object passed back into the worker, else None."""
     return value._live_handle() if isinstance(value, RemoteObject) else None
+
+
+def _method_names(names: Any) -> tuple[str, ...]:
+    """The identifiers among the method names a worker listed (a check calls no other)."""
+    return tuple(
+        name
+        for name in _listed(names)[:MAX_METHODS]
+        if isinstance(name, str) and len(name) <= 100 and name.isidentifier()
+    )
+
+
+def _listed(value: Any) -> list:
+    """`value` if the worker sent a list (of anything), else an empty one."""
+    return value if isinstance(value, list | tuple) else []
+
+
+def _known(key: Any, table: dict[int, Any]) -> bool:
+    """Whether the worker named an entry of `table` (an int: anything else may not hash)."""
+    return type(key) is int and key in table
+
+
+def _refused_message(label: str, error: ProtocolError) -> str:
+    return f"{label} sent back data the grader refuses ({one_line(error, 300)})."
 
 
 def _resolver(refs: dict[int, Any]) -> Callable[[int], Any]:

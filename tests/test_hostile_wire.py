@@ -1,0 +1,276 @@
+"""Hostile workers on the wire: whatever a submission sends the grader is bounded in size and
+in time, and every string in it is capped and escaped before a report sees it.
+
+The submission reaches its channel to the grader the way any code in the worker can (the
+`Channel` object is on the heap) and writes forged frames, or stops reading its requests.
+Each attack must end in a check status and a small report, never in a stuck or bloated grader.
+"""
+
+from __future__ import annotations
+
+import textwrap
+import tracemalloc
+from pathlib import Path
+
+import pytest
+from support import make_course
+from test_hostile import by_name, graded, replace_function
+
+from grader.course import load_course
+from grader.report.json_report import to_json
+from grader.runner import grade
+from grader.sandbox.limits import Limits
+from grader.sandbox.proxy import Sandbox, StudentException, SubmissionProxy, WorkerCrashed
+
+FORGE = '''
+import gc as _gc, json as _json, os as _os, struct as _struct, time as _time
+
+
+def _channel():
+    """The worker's channel to the grader, found the way any code in the worker can."""
+    return next(o for o in _gc.get_objects() if type(o).__name__ == "Channel")
+
+
+def _forge(header, blob_sizes=(), stream=0):
+    """Write a frame as if the worker sent it, then `stream` bytes of its blobs; hang."""
+    fd = _channel().write_fd
+    _os.set_blocking(fd, True)
+    text = _json.dumps({**header, "blobs": list(blob_sizes)}, separators=(",", ":")).encode()
+    data = memoryview(_struct.pack(">IQ", len(text), sum(blob_sizes)) + text)
+    while data:
+        data = data[_os.write(fd, data):]
+    chunk = bytes(1 << 20)
+    while stream > 0:
+        stream -= _os.write(fd, chunk[:stream])
+    while True:
+        _time.sleep(1)
+
+
+def forge(header, blob_sizes=(), stream=0):
+    _forge(header, blob_sizes, stream)
+
+
+def stall():
+    """Shrink the request pipe to one page, answer this call, and never read again."""
+    import fcntl
+    fcntl.fcntl(_channel().read_fd, 1031, 4096)  # F_SETPIPE_SZ
+    _forge({"op": "result", "value": None})
+
+
+def echo(x):
+    return x
+'''
+
+REPORT_LIMIT = 300_000  # bytes of JSON report: a grade of a hostile submission stays small
+
+
+def attack(body: str):
+    """A transform of the correct assignment1 submission whose AND runs `body`."""
+    replace = replace_function("AND", body)
+    return lambda source: FORGE + "\n\n" + replace(source)
+
+
+def graded_attack(course, make_submission, body: str) -> dict:
+    """Grade assignment1 with AND running `body`: the attacked checks fail, the others pass,
+    and the report stays small. The checks by name."""
+    result = graded(course, make_submission, attack(body))
+    checks = by_name(result)
+    for name in ("test_and_truth_table", "test_xor_truth_table"):
+        assert checks[name].status in ("error", "timeout")
+    assert checks["test_or_truth_table"].status == "passed"
+    assert len(to_json(result).encode()) < REPORT_LIMIT
+    return checks
+
+
+def test_a_forged_reply_of_hash_colliding_dict_keys_is_refused(course, make_submission):
+    keys = "[[k * (2**61 - 1), 0] for k in range(1, 100_001)]"  # all hash to 0
+    body = f"_forge({{'op': 'result', 'value': {{'$d': {keys}}}}})"
+    check = graded_attack(course, make_submission, body)["test_and_truth_table"]
+    assert check.status == "error"
+    assert "entries" in check.message
+
+
+def test_a_forged_error_reply_is_capped_and_escaped_before_the_report(course, make_submission):
+    body = (
+        "frame = ['perceptron.py', 1, 'AND', '\\x1b]52;c;aGk=\\x07' + 'c' * 1000]\n"
+        "_forge({'op': 'error', 'type': 'Boom\\x1b[2J' + 'T' * 1000,\n"
+        "        'message': '\\x1b]0;pwned\\x07' + 'm' * 2_000_000, 'frames': [frame] * 1000})"
+    )
+    check = graded_attack(course, make_submission, body)["test_and_truth_table"]
+    assert check.status == "error"
+    assert "Boom" in check.message
+    for text in (check.message, check.details):
+        assert "\x1b" not in text
+        assert "\x07" not in text
+        assert len(text) < 20_000
+    assert check.details.count("perceptron.py, line 1") <= 8
+
+
+def test_a_forged_reply_over_the_message_limit_is_refused_from_its_header(course, make_submission):
+    body = (
+        "_forge({'op': 'result', 'value': {'$a': 0, 'dtype': '|u1', 'shape': [1 << 30]}},\n"
+        "      blob_sizes=[1 << 30], stream=64 << 20)"
+    )
+    check = graded_attack(course, make_submission, body)["test_and_truth_table"]
+    assert check.status == "error"
+    assert "a message of 1,024 MB, more than the 8 MB allowed" in check.message
+
+
+def test_a_forged_error_reply_of_8_mb_is_refused(course, make_submission):
+    body = "_forge({'op': 'error', 'type': 'E', 'message': 'm' * 8_000_000})"
+    check = graded_attack(course, make_submission, body)["test_and_truth_table"]
+    assert check.status == "error"
+    assert "more than the 4 MB allowed" in check.message  # the JSON part's own cap
+
+
+STALL_CHECKS = """
+    import numpy as np
+    import pytest
+
+    @pytest.mark.points(5)
+    def test_stall(student):
+        student.stall()
+        student.echo(np.zeros(1 << 20))
+
+    @pytest.mark.points(5)
+    def test_after(student):
+        assert student.double(2) == 4
+    """
+
+
+def grade_stalling_worker(tmp_path: Path, **limits):
+    student = FORGE + "\n\ndef double(x):\n    return x + x\n"
+    course = load_course(make_course(tmp_path, STALL_CHECKS, student=student))
+    toy = course.assignment("toy")
+    return grade(
+        "toy",
+        tmp_path / "submission",
+        course=course,
+        device="cpu",
+        limits=toy.limits.with_overrides(**limits),
+    )
+
+
+def test_a_worker_that_stops_reading_its_requests_times_out_the_call(tmp_path):
+    result = grade_stalling_worker(tmp_path)
+    stall, after = result.tests
+    assert stall.status == "timeout"
+    assert "did not finish within 2 s" in stall.message
+    assert after.status == "passed"
+
+
+def test_the_grades_time_limit_fires_while_a_request_cannot_be_written(tmp_path):
+    result = grade_stalling_worker(tmp_path, call_timeout_s=600.0, total_timeout_s=4.0)
+    stall, after = result.tests
+    assert stall.status == "timeout"
+    assert "the grade's time limit (4 s)" in stall.message
+    assert after.status == "timeout"
+    assert len(to_json(result).encode()) < REPORT_LIMIT
+
+
+@pytest.fixture
+def hostile(tmp_path: Path):
+    folder = tmp_path / "submission"
+    folder.mkdir()
+    (folder / "hostile.py").write_text(FORGE)
+    box = Sandbox(folder, "hostile", Limits(call_timeout_s=2.0, max_message_mb=4))
+    yield SubmissionProxy(box)
+    box.close()
+
+
+def test_a_forged_gigabyte_reply_is_refused_before_the_grader_reads_it(hostile):
+    header = {"op": "result", "value": {"$a": 0, "dtype": "|u1", "shape": [1 << 30]}}
+    tracemalloc.start()
+    try:
+        with pytest.raises(WorkerCrashed, match="more than the 4 MB allowed"):
+            hostile.forge(header, [1 << 30], 64 << 20)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 8 << 20
+
+
+ARRAY = {"$a": 0, "dtype": "<f8", "shape": [2]}
+
+
+@pytest.mark.parametrize(
+    ("header", "blob_sizes", "words"),
+    [
+        ({"op": "result", "value": None, "sync": [[[1], 0]]}, [], "sync"),
+        ({"op": "result", "value": {"$" + "x" * 100_000: 1}}, [], "unknown tag"),
+        ({"op": "result", "value": [ARRAY, ARRAY]}, [16], "blob"),
+        (
+            {"op": "callback", "id": [1], "args": {"$t": []}, "kwargs": {"$d": []}},
+            [],
+            "callback id",
+        ),
+    ],
+    ids=["unhashable-sync-id", "long-tag", "shared-blob", "unhashable-callback-id"],
+)
+def test_malformed_replies_fail_the_call_with_a_short_message(hostile, header, blob_sizes, words):
+    with pytest.raises(WorkerCrashed) as error:
+        hostile.forge(header, blob_sizes, 16 * len(blob_sizes))
+    assert words in error.value.message
+    assert len(error.value.message) < 300
+
+
+@pytest.mark.parametrize(
+    "frames",
+    [5, "text", {"a": 1}, [[1, 2]], [["p.py", "9" * 5000, None, ["x"]]], [["p.py", 2.5, "f", "c"]]],
+)
+def test_malformed_frames_in_an_error_reply_are_dropped_or_cleaned(frames):
+    error = StudentException("f()", {"op": "error", "type": "ValueError", "message": "m",
+                                     "frames": frames})  # fmt: skip
+    assert error.message.startswith("f() raised ValueError: m")
+    assert len(error.details) < 2000
+
+
+def test_an_error_reply_keeps_the_last_frames_with_escaped_text():
+    frames = [[f"p{i}.py", i, "f\x1b[2J", "code\x07" * 100] for i in range(1000)]
+    reply = {"type": "E\u202e", "message": "\x1b]52;c;aGk=\x07" * 1000, "frames": frames}
+    error = StudentException("f()", reply)
+    assert len(error.frames) == 8
+    assert error.frames[-1][0] == "p999.py"
+    for text in (error.message, error.details):
+        assert "\x1b" not in text and "\x07" not in text and "\u202e" not in text
+    assert len(error.details) < 10_000
+
+
+def test_handles_from_the_worker_name_a_safe_class_and_callable_methods(tmp_path):
+    folder = tmp_path / "submission"
+    folder.mkdir()
+    (folder / "shady.py").write_text(
+        textwrap.dedent(
+            """
+            Shady = type("Sh\\x1b]0;x\\x07ady" + "y" * 5000, (), {"go": lambda self: 1})
+
+            def make():
+                return Shady()
+            """
+        )
+    )
+    box = Sandbox(folder, "shady", Limits(call_timeout_s=2.0))
+    try:
+        obj = SubmissionProxy(box).make()
+        assert "\x1b" not in repr(obj) and len(repr(obj)) < 300
+        assert obj.go() == 1
+    finally:
+        box.close()
+
+
+def test_printed_output_reaches_the_grade_escaped(tmp_path):
+    folder = tmp_path / "submission"
+    folder.mkdir()
+    (folder / "loud.py").write_text("print('\\x1b]52;c;aGk=\\x07hello')\ndef f():\n    return 1\n")
+    box = Sandbox(folder, "loud", Limits(call_timeout_s=2.0))
+    assert SubmissionProxy(box).f() == 1
+    box.close()
+    text = box.output.text()
+    assert "hello" in text
+    assert "\x1b" not in text and "\x07" not in text
+
+
+@pytest.mark.parametrize("value", [0, -1, "8", True])
+def test_max_message_mb_must_be_a_positive_number(value):
+    with pytest.raises(ValueError, match="max_message_mb"):
+        Limits.from_mapping({"max_message_mb": value})
