@@ -14,7 +14,6 @@ import contextlib
 import copy
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -26,6 +25,7 @@ from typing import Any
 
 import numpy as np
 
+from grader.safecopy import copy_folder
 from grader.sandbox import forkserver
 from grader.sandbox.codec import (
     Callback,
@@ -40,6 +40,7 @@ from grader.sandbox.codec import (
 from grader.sandbox.forkserver import ForkedWorker
 from grader.sandbox.limits import Limits
 from grader.scratch import ScratchFolder
+from grader.submission import MAX_EXTRACTED_BYTES, MAX_FILES
 
 GRADER_ROOT = str(Path(__file__).resolve().parent.parent.parent)
 BOOTSTRAP = (
@@ -225,7 +226,12 @@ class Sandbox:
         self._remove_folder()
         self._folder = ScratchFolder("worker")
         folder = self._folder.path
-        shutil.copytree(self.submission_dir, folder / "submission", symlinks=True)
+        copy_folder(
+            self.submission_dir,
+            folder / "submission",
+            max_files=MAX_FILES,
+            max_bytes=MAX_EXTRACTED_BYTES,
+        )
         (folder / "home").mkdir()
         return folder
 
