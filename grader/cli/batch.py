@@ -57,10 +57,12 @@ class BatchProgress:
         self.total = plan.to_grade
         if plan.ignored:
             self.console.print(
-                f"Ignoring {len(plan.ignored)} file(s) that are neither a folder nor a .zip: "
-                + ", ".join(plan.ignored[:5])
-                + (" ..." if len(plan.ignored) > 5 else ""),
-                style="yellow",
+                Text(
+                    f"Ignoring {len(plan.ignored)} file(s) that are neither a folder nor a .zip: "
+                    + ", ".join(plan.ignored[:5])
+                    + (" ..." if len(plan.ignored) > 5 else ""),
+                    style="yellow",
+                )
             )
         line = f"{plan.assignment}: {plan.students} submissions, {plan.to_grade} to grade"
         if plan.up_to_date:
@@ -186,7 +188,8 @@ def problems_table(result: BatchResult) -> Table | None:
     table.add_column("Status")
     table.add_column("Why")
     for row in problems[:SHOWN_PROBLEMS]:
-        table.add_row(row.student, Text(row.status, STATUS_STYLE.get(row.status, "")), row.message)
+        status = Text(row.status, STATUS_STYLE.get(row.status, ""))
+        table.add_row(Text(row.student), status, Text(row.message))
     if len(problems) > SHOWN_PROBLEMS:
         table.add_row("…", "", f"{len(problems) - SHOWN_PROBLEMS} more in summary.json")
     return table
@@ -201,8 +204,10 @@ def render_summary(result: BatchResult, console: Console) -> None:
         if table is not None:
             console.print(table)
     console.print(
-        f"Wrote {result.gradebook}, {result.summary_path} and {result.output / 'results'}/",
-        style="dim",
+        Text(
+            f"Wrote {result.gradebook}, {result.summary_path} and {result.output / 'results'}/",
+            style="dim",
+        )
     )
 
 
