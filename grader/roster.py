@@ -31,9 +31,9 @@ from typing import Any
 from grader.errors import BadInput
 from grader.pool import Student
 from grader.safecopy import FILE_FLAGS, kind, shown
+from grader.submission import ignored
 
 SKIPPED_NAMES = ("__MACOSX", "__pycache__")
-HASH_IGNORED = ("__pycache__", ".git", ".pytest_cache", "__MACOSX")
 PLAIN_NAME = re.compile(r"\w[\w.\- ]*")
 MAX_PLAIN_BYTES = 100
 PREFIX_CHARS = 40
@@ -139,8 +139,9 @@ def _hash_entry(digest: Any, path: str) -> None:
 
 
 def source_hash(path: Path) -> str | None:
-    """SHA-256 of what the student handed in (a zip's bytes, or a folder's entries); None if
-    it cannot be read (the grade then says why). Nothing is read through a link."""
+    """SHA-256 of what the student handed in (a zip's bytes, or a folder's entries but those
+    the copy ignores); None if it cannot be read (the grade then says why). Nothing is read
+    through a link."""
     digest = hashlib.sha256()
     try:
         if not os.path.isdir(path) or os.path.islink(path):
@@ -148,12 +149,10 @@ def source_hash(path: Path) -> str | None:
             return digest.hexdigest()
         for root, dirs, files in os.walk(path):  # never descends into a link
             links = [d for d in dirs if os.path.islink(os.path.join(root, d))]
-            dirs[:] = sorted(d for d in dirs if d not in HASH_IGNORED and d not in links)
-            for name in sorted([*files, *links]):
+            dirs[:] = sorted(d for d in dirs if not ignored(d) and d not in links)
+            for name in sorted(n for n in [*files, *links] if not ignored(n)):
                 entry = os.path.join(root, name)
                 digest.update(os.fsencode(os.path.relpath(entry, path)) + b"\0")
-                if name.endswith(".pyc") and not os.path.islink(entry):
-                    continue
                 _hash_entry(digest, entry)
                 digest.update(b"\0")
     except OSError:

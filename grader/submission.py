@@ -27,7 +27,18 @@ from grader.safecopy import DIR_FLAGS, FILE_FLAGS, copy_tree, kind, open_folder,
 
 MAX_EXTRACTED_BYTES = 50 << 20
 MAX_FILES = 2000
-IGNORED_NAMES = ("__pycache__", ".git", ".pytest_cache", "__MACOSX")
+IGNORED_NAMES = (
+    "__pycache__",
+    "__MACOSX",
+    ".DS_Store",
+    ".git",
+    ".ipynb_checkpoints",
+    ".mypy_cache",
+    ".pytest_cache",
+    ".ruff_cache",
+    ".venv",
+    "venv",
+)
 IGNORED_SUFFIXES = (".pyc",)
 
 
@@ -41,7 +52,8 @@ class Submission:
 
 
 def ignored(name: str) -> bool:
-    """Whether an entry is left out of the copy unread (caches, version control, macOS)."""
+    """Whether an entry is left out of the copy unread: caches, version control, macOS's
+    extras and virtual environments (full of links, and never what the worker imports)."""
     return name in IGNORED_NAMES or name.endswith(IGNORED_SUFFIXES)
 
 

@@ -130,10 +130,12 @@ def test_devices_fifos_and_sockets_are_refused_without_being_opened(
     assert f"special is a {kind}" in message
 
 
-def test_a_link_named_like_an_ignored_folder_is_skipped_unread(submission, assignment, work):
+def test_caches_and_virtual_environments_are_skipped_unread(submission, assignment, work):
     (submission / "__pycache__").mkdir()
     (submission / "__pycache__" / "softmax.cpython-311.pyc").write_bytes(b"stale")
     (submission / ".git").symlink_to(SECRETS["folder"])
+    (submission / ".venv" / "bin").mkdir(parents=True)
+    (submission / ".venv" / "bin" / "python").symlink_to("/usr/bin/python3")
     prepared = prepare(submission, assignment, work)
     assert sorted(p.name for p in prepared.folder.iterdir()) == ["softmax.py"]
 
