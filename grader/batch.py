@@ -175,14 +175,15 @@ def _row(document: dict[str, Any], graded_now: bool = False) -> StudentResult:
     )
 
 
-def _load_result(path: Path) -> dict[str, Any] | None:
-    """A result written by an earlier batch, or None if missing or unreadable (regrade)."""
+def _load_result(output: Path, student: Student) -> dict[str, Any] | None:
+    """The student's result written by an earlier batch, or None if missing, unreadable or
+    someone else's (regrade)."""
     try:
-        document = json.loads(path.read_text(encoding="utf-8"))
+        document = json.loads(_result_path(output, student).read_text(encoding="utf-8"))
         _row(document)
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return None
-    return document
+    return document if document["batch"]["student"] == student.shown else None
 
 
 def _remove_torn_files(output: Path, formats: Iterable[str]) -> None:
@@ -265,10 +266,9 @@ def grade_batch(
     for student in students:
         fingerprint = {**base, "submission_sha256": source_hash(student.path) or "unreadable"}
         task = Job(student, fingerprint)
-        document = _load_result(_result_path(output, student))
+        document = _load_result(output, student)
         fresh = (
             document is not None
-            and document["batch"]["student"] == student.shown
             and document["batch"].get("fingerprint") == fingerprint
             and fingerprint["submission_sha256"] != "unreadable"
             and not (retry_failed and document["batch"]["status"] in PROBLEM_STATUSES)
