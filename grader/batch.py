@@ -1,18 +1,20 @@
 """Grade a folder of submissions: in parallel, resumable, and nothing lost.
 
 `grade_batch` treats each child of the submissions folder (a folder or a `.zip`) as one
-student and grades it exactly as `grade()` would, in a pool of long-lived grading processes
-(`grader.pool`: each imports torch once and grades many submissions; each submission still
-gets its own sandboxed worker). As each student finishes, `OUT/results/<student>.json` (the
-single-grade JSON report plus a `batch` block) is written atomically; at the end
-`OUT/gradebook.csv` and `OUT/summary.json` are rebuilt from every result on disk, so a
-resumed batch produces the same gradebook as an uninterrupted one. A student whose result
-exists with the same submission hash, checks hash, grader version and options is skipped.
+student (`grader.roster`: names, and the file names their results get) and grades it exactly
+as `grade()` would, in a pool of long-lived grading processes (`grader.pool`: each imports
+torch once and grades many submissions; each submission still gets its own sandboxed
+worker). As each student finishes, `OUT/results/<stem>.json` (the single-grade JSON report
+plus a `batch` block) is written atomically; at the end `OUT/gradebook.csv` and
+`OUT/summary.json` are rebuilt from every result on disk, so a resumed batch produces the
+same gradebook as an uninterrupted one. A student whose result exists with the same
+submission hash, checks hash, grader version and options is skipped.
 
-One bad submission never stops the batch: an unreadable or hostile zip is `rejected`, a
-grading process that crashes is `crashed`, one that runs past the watchdog is `timeout`, a
-grader bug is `error` -- each a row with a message. Reference results are cached per input
-(`grader.refcache`) in memory and under `OUT/.cache/`, shared by the pool.
+One bad submission never stops the batch: an unreadable or hostile zip, or a folder holding a
+link, is `rejected`, a grading process that crashes is `crashed`, one that runs past the
+watchdog is `timeout`, a grader bug or a result that cannot be written is `error` -- each a
+row with a message. Reference results are cached per input (`grader.refcache`) in memory and
+under `OUT/.cache/`, shared by the pool.
 
 This module does not print: the CLI (`grader.cli.batch`) renders progress and the summary;
 the gradebook's rows, CSV and statistics are `grader.report.gradebook`'s.
@@ -23,7 +25,6 @@ from __future__ import annotations
 import contextlib
 import datetime
 import difflib
-import hashlib
 import json
 import os
 import time
@@ -47,14 +48,15 @@ from grader.report.gradebook import (
     summarize,
 )
 from grader.result import CheckResult
+from grader.roster import find_students, source_hash
 from grader.runner import DEFAULT_SEED, grade, resolve_device
+from grader.safecopy import shown
+from grader.safetext import one_line
 from grader.sandbox.limits import Limits
 
 PROBLEM_STATUSES = ("error", "timeout", "crashed")
 FORMAT_EXTENSIONS = {"gradescope": "json", "junit": "xml", "markdown": "md", "table": "txt"}
 WATCHDOG_GRACE_S = 60.0
-SKIPPED_NAMES = ("__MACOSX", "__pycache__")
-HASH_IGNORED = ("__pycache__", ".git", ".pytest_cache", "__MACOSX")
 
 
 # -- data -------------------------------------------------------------------------------------
@@ -98,74 +100,15 @@ class BatchResult:
         return self.output / "summary.json"
 
 
-# -- finding students and fingerprints ---------------------------------------------------------
-
-
-def find_students(folder: Path) -> tuple[list[Student], list[str]]:
-    """The students in `folder` (sorted by name) and the names of children that are not one."""
-    if not folder.exists():
-        raise BadInput(f"submissions folder not found: {folder}")
-    if not folder.is_dir():
-        raise BadInput(f"{folder} is not a folder (give the folder that holds the submissions).")
-    students: dict[str, list[Path]] = {}
-    ignored = []
-    for child in sorted(folder.iterdir()):
-        if child.name.startswith(".") or child.name in SKIPPED_NAMES:
-            continue
-        if child.is_dir():
-            students.setdefault(child.name, []).append(child)
-        elif child.suffix.lower() == ".zip" and child.stem:
-            students.setdefault(child.stem, []).append(child)
-        else:
-            ignored.append(child.name)
-    found = []
-    for name, paths in students.items():
-        problem = ""
-        if len(paths) > 1:
-            problem = f"two submissions for {name}: {' and '.join(p.name for p in paths)}"
-        found.append(Student(name, paths[0], problem))
-    return sorted(found, key=lambda s: (s.name.lower(), s.name)), ignored
-
-
-def source_hash(path: Path) -> str | None:
-    """SHA-256 of what the student handed in (a zip's bytes, or a folder's files); None if
-    it cannot be read (the grade then says why)."""
-    digest = hashlib.sha256()
-    try:
-        if path.is_file():
-            with path.open("rb") as file:
-                while chunk := file.read(1 << 20):
-                    digest.update(chunk)
-            return digest.hexdigest()
-        for root, dirs, files in os.walk(path):
-            dirs[:] = sorted(d for d in dirs if d not in HASH_IGNORED)
-            for name in sorted(files):
-                file_path = Path(root) / name
-                relative = file_path.relative_to(path).as_posix()
-                digest.update(relative.encode(errors="surrogateescape") + b"\0")
-                if file_path.is_symlink():
-                    digest.update(b"link:" + os.readlink(file_path).encode(errors="replace"))
-                elif name.endswith(".pyc"):
-                    continue
-                else:
-                    with file_path.open("rb") as file:
-                        while chunk := file.read(1 << 20):
-                            digest.update(chunk)
-                digest.update(b"\0")
-    except OSError:
-        return None
-    return digest.hexdigest()
-
-
 # -- result files ---------------------------------------------------------------------------
 
 
-def _result_path(output: Path, student: str) -> Path:
-    return output / "results" / f"{student}.json"
+def _result_path(output: Path, student: Student) -> Path:
+    return output / "results" / f"{student.stem}.json"
 
 
-def _format_path(output: Path, fmt: str, student: str) -> Path:
-    return output / fmt / f"{student}.{FORMAT_EXTENSIONS[fmt]}"
+def _format_path(output: Path, fmt: str, student: Student) -> Path:
+    return output / fmt / f"{student.stem}.{FORMAT_EXTENSIONS[fmt]}"
 
 
 def _placeholder_report(
@@ -183,7 +126,7 @@ def _placeholder_report(
         "grader_version": __version__,
         "duration_s": round(duration_s, 3),
         "public_only": options["public_only"],
-        "submission": {"path": str(student.path), "sha256": None},
+        "submission": {"path": shown(student.path), "sha256": None},
         "tests": [],
     }
 
@@ -195,10 +138,11 @@ def _document(
     report = reply.get("report") or _placeholder_report(
         assignment, task.student, options, float(reply.get("duration_s", 0.0))
     )
+    report["submission"] = {**report.get("submission", {}), "path": shown(task.student.path)}
     report["batch"] = {
-        "student": task.student.name,
+        "student": task.student.shown,
         "status": status,
-        "message": str(reply.get("message", "")),
+        "message": one_line(reply.get("message", "")),
         "fingerprint": task.fingerprint,
         "graded_at": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
     }
@@ -219,26 +163,27 @@ def _row(document: dict[str, Any], graded_now: bool = False) -> StudentResult:
         for t in document.get("tests", [])
     )
     return StudentResult(
-        student=str(batch["student"]),
+        student=one_line(batch["student"]),
         status=str(batch["status"]),
         score=float(document["score"]),
         max_score=float(document["max_score"]),
         percent=float(document["percent"]),
-        message=str(batch.get("message", "")),
+        message=one_line(batch.get("message", "")),
         duration_s=float(document.get("duration_s", 0.0)),
         checks=checks,
         graded_now=graded_now,
     )
 
 
-def _load_result(path: Path) -> dict[str, Any] | None:
-    """A result written by an earlier batch, or None if missing or unreadable (regrade)."""
+def _load_result(output: Path, student: Student) -> dict[str, Any] | None:
+    """The student's result written by an earlier batch, or None if missing, unreadable or
+    someone else's (regrade)."""
     try:
-        document = json.loads(path.read_text(encoding="utf-8"))
+        document = json.loads(_result_path(output, student).read_text(encoding="utf-8"))
         _row(document)
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return None
-    return document
+    return document if document["batch"]["student"] == student.shown else None
 
 
 def _remove_torn_files(output: Path, formats: Iterable[str]) -> None:
@@ -277,7 +222,7 @@ def grade_batch(
 
     `only` grades just the named students (always regrading them); `force` regrades everyone;
     `retry_failed` regrades students whose grade ended in error, timeout or crashed.
-    `formats` adds per-student reports (`OUT/FORMAT/<student>.EXT`) besides the JSON. On
+    `formats` adds per-student reports (`OUT/FORMAT/<stem>.EXT`) besides the JSON. On
     Ctrl-C the workers are stopped, the gradebook and summary are written with what is done,
     and KeyboardInterrupt propagates. `watchdog_s` is how long one grade may take before its
     grading process is stopped (default: the assignment's total and import time limits plus
@@ -298,13 +243,14 @@ def grade_batch(
     limits = limits or assignment.limits
     device = device if device == "cpu" else resolve_device(device)
     students, ignored = find_students(Path(submissions))
-    by_name = {s.name: s for s in students}
-    only = list(dict.fromkeys(only))
-    for name in only:
+    by_name = {s.shown: s for s in students} | {s.name: s for s in students}
+    selected = set()
+    for name in dict.fromkeys(only):
         if name not in by_name:
-            close = difflib.get_close_matches(name, list(by_name), n=1)
+            close = difflib.get_close_matches(name, [s.shown for s in students], n=1)
             hint = f" Did you mean '{close[0]}'?" if close else ""
-            raise BadInput(f"no submission named {name!r} in {submissions}.{hint}")
+            raise BadInput(f"no submission named {name!r} in {shown(submissions)}.{hint}")
+        selected.add(by_name[name].name)
     output = Path(output)
     try:
         (output / "results").mkdir(parents=True, exist_ok=True)
@@ -320,7 +266,7 @@ def grade_batch(
     for student in students:
         fingerprint = {**base, "submission_sha256": source_hash(student.path) or "unreadable"}
         task = Job(student, fingerprint)
-        document = _load_result(_result_path(output, student.name))
+        document = _load_result(output, student)
         fresh = (
             document is not None
             and document["batch"].get("fingerprint") == fingerprint
@@ -328,10 +274,10 @@ def grade_batch(
             and not (retry_failed and document["batch"]["status"] in PROBLEM_STATUSES)
             and (
                 document["batch"]["status"] != "graded"
-                or all(_format_path(output, f, student.name).is_file() for f in formats)
+                or all(_format_path(output, f, student).is_file() for f in formats)
             )
         )
-        wanted = student.name in only if only else (force or not fresh)
+        wanted = student.name in selected if only else (force or not fresh)
         if document is not None and (fresh or not wanted):
             rows[student.name] = _row(document)
         if wanted:
@@ -339,7 +285,7 @@ def grade_batch(
         elif fresh:
             up_to_date += 1
     for student in students:
-        rows.setdefault(student.name, StudentResult(student.name, "pending"))
+        rows.setdefault(student.name, StudentResult(student.shown, "pending"))
 
     plan = BatchPlan(assignment.name, len(students), len(tasks), up_to_date, jobs, tuple(ignored))
     if on_plan is not None:
@@ -351,13 +297,20 @@ def grade_batch(
     def record(task: Job, reply: dict[str, Any]) -> None:
         nonlocal graded_now
         document = _document(assignment, task, reply, options)
-        if reply.get("status") == "graded":
-            for fmt, text in dict(reply.get("formats", {})).items():
-                write_atomic(_format_path(output, fmt, task.student.name), text.encode())
-        write_atomic(
-            _result_path(output, task.student.name),
-            (json.dumps(document, indent=2) + "\n").encode(),
-        )
+        try:
+            if reply.get("status") == "graded":
+                for fmt, text in dict(reply.get("formats", {})).items():
+                    data = text.encode("utf-8", "backslashreplace")
+                    write_atomic(_format_path(output, fmt, task.student), data)
+            write_atomic(
+                _result_path(output, task.student),
+                (json.dumps(document, indent=2) + "\n").encode(),
+            )
+        except OSError as error:  # this student's row says so; the batch goes on
+            document["batch"]["status"] = "error"
+            document["batch"]["message"] = (
+                f"its result could not be written: {error.strerror or error}"
+            )
         stats.add(CacheStats(**reply.get("cache", {})))
         row = _row(document, graded_now=True)
         rows[task.student.name] = row

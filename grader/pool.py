@@ -52,11 +52,14 @@ STOP_WAIT_S = 5.0
 @dataclass(frozen=True)
 class Student:
     """One child of the submissions folder: a name, its path, and why it cannot be graded
-    (when the batch already knows, e.g. two submissions with the same name)."""
+    (when the batch already knows, e.g. it is a link); `shown` is the name as rows show it
+    and `stem` the file name of its results (see `grader.roster`)."""
 
     name: str
     path: Path
     problem: str = ""
+    shown: str = ""
+    stem: str = ""
 
 
 @dataclass(frozen=True)

@@ -2,24 +2,44 @@
 
 Accepted: a folder with the assignment's files, a folder holding `ASSIGNMENT/` with them,
 or a .zip of either (also with one wrapping folder). Zips are extracted safely: no absolute
-paths, no `..`, no symlinks, and a cap on the extracted size and file count.
+paths, no `..`, nothing but files and folders (no links, devices or FIFOs), and a cap on the
+extracted size and file count. Folders are copied by `grader.safecopy`: never through a link,
+never opening anything but a regular file, under the same caps.
+
+The path the user gave is followed if it is a link (they typed it); nothing inside it is.
+Finding the files (`ASSIGNMENT/`, one wrapping folder) looks at entries without following
+them, and a link on the way to the files is refused like any link in the copy.
 """
 
 from __future__ import annotations
 
 import hashlib
-import shutil
+import os
 import stat
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
+from typing import IO
 
 from grader.course import Assignment
 from grader.errors import BadInput
+from grader.safecopy import DIR_FLAGS, FILE_FLAGS, copy_tree, kind, open_folder, shown
 
 MAX_EXTRACTED_BYTES = 50 << 20
 MAX_FILES = 2000
-IGNORED = shutil.ignore_patterns("__pycache__", "*.pyc", ".git", ".pytest_cache", "__MACOSX")
+IGNORED_NAMES = (
+    "__pycache__",
+    "__MACOSX",
+    ".DS_Store",
+    ".git",
+    ".ipynb_checkpoints",
+    ".mypy_cache",
+    ".pytest_cache",
+    ".ruff_cache",
+    ".venv",
+    "venv",
+)
+IGNORED_SUFFIXES = (".pyc",)
 
 
 @dataclass(frozen=True)
@@ -31,47 +51,121 @@ class Submission:
     sha256: str
 
 
+def ignored(name: str) -> bool:
+    """Whether an entry is left out of the copy unread: caches, version control, macOS's
+    extras and virtual environments (full of links, and never what the worker imports)."""
+    return name in IGNORED_NAMES or name.endswith(IGNORED_SUFFIXES)
+
+
+def _regular_bytes(path: Path) -> bytes | None:
+    """The content of `path` if it is a regular file (never through a link), else None."""
+    try:
+        fd = os.open(path, FILE_FLAGS)
+    except OSError:
+        return None
+    with os.fdopen(fd, "rb") as file:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return None
+        return file.read()
+
+
 def hash_files(folder: Path, files: tuple[str, ...]) -> str:
     """SHA-256 over the assignment's files (name and content), the submission's identity."""
     digest = hashlib.sha256()
     for name in sorted(files):
-        path = folder / name
+        data = _regular_bytes(folder / name)
         digest.update(name.encode() + b"\0")
-        digest.update(path.read_bytes() if path.is_file() else b"<missing>")
+        digest.update(b"<missing>" if data is None else data)
         digest.update(b"\0")
     return digest.hexdigest()
 
 
-def _holds_files(folder: Path, assignment: Assignment) -> bool:
-    return any((folder / name).is_file() for name in assignment.files)
+def _holds_files(folder_fd: int, assignment: Assignment) -> bool:
+    """Whether the folder has an entry named like one of the assignment's files (a link
+    counts: the copy then refuses it by name, which says more than 'not found')."""
+    for name in assignment.files:
+        try:
+            mode = os.stat(name, dir_fd=folder_fd, follow_symlinks=False).st_mode
+        except OSError:
+            continue
+        if not stat.S_ISDIR(mode):
+            return True
+    return False
 
 
-def _find_folder(root: Path, assignment: Assignment) -> Path | None:
-    candidates = [root, root / assignment.name]
-    children = [p for p in root.iterdir() if p.is_dir() and p.name not in ("__MACOSX",)]
+def _open_candidate(root_fd: int, parts: tuple[str, ...], label: str) -> int | None:
+    """The folder at `parts` under the root, opened without following a link; None if it is
+    missing or not a folder. A link on the way is refused."""
+    fd = os.dup(root_fd)
+    where = label
+    try:
+        for part in parts:
+            where = f"{where}/{part}"
+            try:
+                mode = os.stat(part, dir_fd=fd, follow_symlinks=False).st_mode
+            except FileNotFoundError:
+                return None
+            if not (stat.S_ISDIR(mode) or stat.S_ISLNK(mode)):
+                return None
+            child = open_folder(part, fd, where)
+            os.close(fd)
+            fd = child
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def _find_folder(root_fd: int, assignment: Assignment, label: str) -> tuple[int, str] | None:
+    """The open folder holding the assignment's files, and how messages name it."""
+    with os.scandir(root_fd) as entries:
+        children = [
+            e.name
+            for e in entries
+            if (e.is_symlink() or e.is_dir(follow_symlinks=False))
+            and not ignored(e.name)
+            and not e.name.startswith(".")
+        ]
+    candidates = [(), (assignment.name,)]
     if len(children) == 1:
-        candidates += [children[0], children[0] / assignment.name]
-    return next((c for c in candidates if c.is_dir() and _holds_files(c, assignment)), None)
+        candidates += [(children[0],), (children[0], assignment.name)]
+    for parts in candidates:
+        fd = _open_candidate(root_fd, parts, label)
+        if fd is None:
+            continue
+        if _holds_files(fd, assignment):
+            return fd, "/".join([label, *parts])
+        os.close(fd)
+    return None
 
 
-def extract_zip(archive: Path, destination: Path) -> None:
-    """Extract `archive` into `destination`, refusing anything that could escape it."""
+def extract_zip(archive: IO[bytes], name: str, destination: Path) -> None:
+    """Extract the zip `archive` (called `name` in messages) into `destination`, refusing
+    anything that could escape it or that is not a file or folder."""
     try:
         with zipfile.ZipFile(archive) as zf:
             members = zf.infolist()
             if len(members) > MAX_FILES:
-                raise BadInput(f"{archive} holds {len(members)} files; the limit is {MAX_FILES}.")
+                raise BadInput(
+                    f"{shown(name)} holds {len(members)} files; the limit is {MAX_FILES}."
+                )
             total = 0
             for member in members:
-                name = PurePosixPath(member.filename)
-                if name.is_absolute() or ".." in name.parts or "\\" in member.filename:
-                    raise BadInput(f"{archive} contains an unsafe path: {member.filename!r}.")
-                if stat.S_ISLNK(member.external_attr >> 16):
-                    raise BadInput(f"{archive} contains a symbolic link: {member.filename!r}.")
+                path = PurePosixPath(member.filename)
+                if path.is_absolute() or ".." in path.parts or "\\" in member.filename:
+                    raise BadInput(
+                        f"{shown(name)} contains an unsafe path: {shown(repr(member.filename))}."
+                    )
+                mode = member.external_attr >> 16
+                if stat.S_IFMT(mode) not in (0, stat.S_IFREG, stat.S_IFDIR):
+                    raise BadInput(
+                        f"{shown(name)}: {shown(repr(member.filename))} is a {kind(mode)}; a "
+                        "submission may hold only regular files and folders."
+                    )
                 total += member.file_size
                 if total > MAX_EXTRACTED_BYTES:
                     raise BadInput(
-                        f"{archive} unpacks to more than {MAX_EXTRACTED_BYTES >> 20} MB."
+                        f"{shown(name)} unpacks to more than {MAX_EXTRACTED_BYTES >> 20} MB."
                     )
             for member in members:
                 target = destination / member.filename
@@ -82,38 +176,64 @@ def extract_zip(archive: Path, destination: Path) -> None:
                 with zf.open(member) as src, open(target, "wb") as dst:
                     data = src.read(member.file_size + 1)
                     if len(data) > member.file_size:
-                        raise BadInput(f"{archive} has a member larger than it declares.")
+                        raise BadInput(f"{shown(name)} has a member larger than it declares.")
                     dst.write(data)
     except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, OSError) as error:
-        raise BadInput(f"{archive} is not a readable zip file ({error}).") from error
+        raise BadInput(f"{shown(name)} is not a readable zip file ({error}).") from error
+
+
+def _copy_found(root_fd: int, path: Path, assignment: Assignment, workdir: Path) -> Submission:
+    """Find the assignment's files under the open root and copy their folder."""
+    try:
+        found = _find_folder(root_fd, assignment, str(path))
+    except OSError as error:
+        raise BadInput(f"cannot read {shown(path)}: {error.strerror or error}") from error
+    if found is None:
+        wanted = ", ".join(assignment.files)
+        raise BadInput(
+            f"no {wanted} in {shown(path)} (expected the file(s) directly in it or in "
+            f"{shown(path / assignment.name)})."
+        )
+    folder_fd, label = found
+    copy = workdir / "submission"
+    try:
+        copy_tree(
+            folder_fd,
+            copy,
+            max_files=MAX_FILES,
+            max_bytes=MAX_EXTRACTED_BYTES,
+            ignore=ignored,
+            label=label,
+        )
+    finally:
+        os.close(folder_fd)
+    return Submission(source=path, folder=copy, sha256=hash_files(copy, assignment.files))
 
 
 def prepare(path: Path, assignment: Assignment, workdir: Path) -> Submission:
     """Copy the submission at `path` into `workdir/submission` and describe it."""
-    if not path.exists():
-        raise BadInput(f"submission not found: {path}")
-    unpacked = workdir / "unpacked"
-    if path.is_file():
-        if not zipfile.is_zipfile(path):
-            raise BadInput(f"{path} is neither a folder nor a .zip file.")
-        unpacked.mkdir()
-        extract_zip(path, unpacked)
-        root = unpacked
-    else:
-        root = path
     try:
-        folder = _find_folder(root, assignment)
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
+    except FileNotFoundError:
+        raise BadInput(f"submission not found: {shown(path)}") from None
     except OSError as error:
-        raise BadInput(f"cannot read {path}: {error}") from error
-    if folder is None:
-        wanted = ", ".join(assignment.files)
-        raise BadInput(
-            f"no {wanted} in {path} (expected the file(s) directly in it or in "
-            f"{path / assignment.name})."
-        )
-    copy = workdir / "submission"
+        raise BadInput(f"cannot read {shown(path)}: {error.strerror or error}") from error
     try:
-        shutil.copytree(folder, copy, ignore=IGNORED, symlinks=False)
-    except (OSError, shutil.Error) as error:
-        raise BadInput(f"cannot read {path}: {error}") from error
-    return Submission(source=path, folder=copy, sha256=hash_files(copy, assignment.files))
+        mode = os.fstat(fd).st_mode
+        if stat.S_ISDIR(mode):
+            return _copy_found(fd, path, assignment, workdir)
+        if not stat.S_ISREG(mode):
+            raise BadInput(f"{shown(path)} is neither a folder nor a .zip file.")
+        with os.fdopen(os.dup(fd), "rb") as archive:
+            if not zipfile.is_zipfile(archive):
+                raise BadInput(f"{shown(path)} is neither a folder nor a .zip file.")
+            unpacked = workdir / "unpacked"
+            unpacked.mkdir()
+            extract_zip(archive, str(path), unpacked)
+        root_fd = os.open(unpacked, DIR_FLAGS)
+        try:
+            return _copy_found(root_fd, path, assignment, workdir)
+        finally:
+            os.close(root_fd)
+    finally:
+        os.close(fd)

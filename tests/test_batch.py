@@ -1,6 +1,6 @@
 """Batch grading: every student gets a row, hostile submissions are contained, nothing is lost.
 
-One class of fourteen assignment1 submissions -- right, empty, buggy, hanging, crashing and
+One class of fifteen assignment1 submissions -- right, empty, buggy, hanging, crashing and
 hostile zips -- is graded once per module (the per-call limit cut to 1 s, as
 `--call-timeout 1` does) and reused: the kill -9 test regrades the same folder through the
 real CLI, kills it mid-way, resumes it, and compares the gradebook byte for byte.
@@ -17,11 +17,13 @@ import signal
 import stat
 import subprocess
 import sys
+import threading
 import time
 import types
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
+from xml.etree import ElementTree
 
 import numpy as np
 import pytest
@@ -68,7 +70,7 @@ def _zip(path: Path, members: dict[str, str]) -> None:
 
 
 def make_class(root: Path) -> dict[str, tuple[str, str]]:
-    """Fourteen submissions; returns {student: (expected status, words its message has)}."""
+    """Fifteen submissions; returns {student: (expected status, words its message has)}."""
     root.mkdir()
     correct = _source()
     _folder(root, "alice", correct)
@@ -105,7 +107,8 @@ def make_class(root: Path) -> dict[str, tuple[str, str]]:
         "kate": ("rejected", "symbolic link"),
         "liam": ("rejected", "more than 50 MB"),
         "mia": ("rejected", "no perceptron.py"),
-        "noah": ("rejected", "two submissions"),
+        "noah": ("graded", ""),
+        "noah.zip": ("graded", ""),
     }
 
 
@@ -209,15 +212,15 @@ def test_summary_has_statistics_histogram_pass_rates_and_slowest(graded_class):
     summary = json.loads((output / "summary.json").read_text())
     assert summary == result.summary
     assert summary["students"] == summary["count"] == len(expected)
-    assert summary["statuses"]["graded"] == 7 and summary["statuses"]["rejected"] == 6
+    assert summary["statuses"]["graded"] == 9 and summary["statuses"]["rejected"] == 5
     percents = [r.percent for r in result.rows]
     assert summary["percent"]["mean"] == pytest.approx(np.mean(percents), abs=1e-3)
     assert summary["percent"]["median"] == pytest.approx(np.median(percents), abs=1e-3)
     assert summary["percent"]["stdev"] == pytest.approx(np.std(percents), abs=1e-3)
     assert sum(b["count"] for b in summary["histogram"]) == len(expected)
     and_check = next(c for c in summary["checks"] if c["id"].endswith("test_and_truth_table"))
-    assert and_check["ran"] == 7
-    assert and_check["pass_rate"] == pytest.approx(2 / 7, abs=1e-4)
+    assert and_check["ran"] == 9
+    assert and_check["pass_rate"] == pytest.approx(4 / 9, abs=1e-4)
     assert summary["most_failed"]
     assert len(summary["slowest"]) == 5
     assert summary["reference_cache"]["hits"] > 0
@@ -228,7 +231,7 @@ def test_summary_renders_the_histogram_failed_checks_and_problems(graded_class):
     console = Console(record=True, width=100)
     render_summary(result, console)
     text = console.export_text()
-    for words in ("Score histogram", "Checks most students failed", "Not graded", "noah", "ivy"):
+    for words in ("Score histogram", "Checks most students failed", "Not graded", "mia", "ivy"):
         assert words in text
 
 
@@ -349,7 +352,7 @@ def test_changed_options_make_every_result_stale(graded_class):
     assert plan_of(subs, baseline, seed=7).to_grade == len(expected)
     assert plan_of(subs, baseline, public_only=True).to_grade == len(expected)
     assert plan_of(subs, baseline, force=True).to_grade == len(expected)
-    assert plan_of(subs, baseline, formats=["markdown"]).to_grade == 7
+    assert plan_of(subs, baseline, formats=["markdown"]).to_grade == 9
 
 
 def misbehaving_grade(assignment, submission, **options):
@@ -427,6 +430,172 @@ def test_students_are_the_folders_and_zips_and_a_changed_file_changes_the_hash(t
     assert source_hash(tmp_path / "b") != first
     with pytest.raises(BadInput, match="not found"):
         find_students(tmp_path / "missing")
+
+
+# -- hostile student names and links between students ----------------------------------------
+
+LONG = "L" * 240
+NON_UTF8 = b"\xff\xfe"
+FORMULAS = ("=1+2", "+SUM(1)", "-3", "@NOW()")
+MARKUP = "[bold]loud"
+ESCAPE = "\x1b]0;owned\x07wipe"
+
+
+@dataclass(frozen=True)
+class HostileRun:
+    submissions: Path
+    output: Path
+    result: BatchResult
+    rows: dict[str, StudentResult]
+
+
+@pytest.fixture(scope="module")
+def hostile_class(tmp_path_factory):
+    """Students whose names or links attack the batch; each must get its own honest row."""
+    root = tmp_path_factory.mktemp("hostile")
+    subs = root / "submissions"
+    subs.mkdir()
+    correct = _source()
+    for name in ("alice", LONG, *FORMULAS, "victim", "Kim", "kim"):
+        _folder(subs, name, correct)
+    os.mkdir(os.fsencode(subs) + b"/" + NON_UTF8)
+    with open(os.fsencode(subs) + b"/" + NON_UTF8 + b"/perceptron.py", "w") as file:
+        file.write(correct)
+    _zip(subs / "victim.zip", {"perceptron.py": STUB.read_text()})
+    (subs / "eve").mkdir()
+    (subs / "eve" / "x").symlink_to("../alice")
+    (subs / "zed").symlink_to("alice")
+    (subs / MARKUP).mkdir()
+    (subs / ESCAPE).mkdir()
+    output = root / "out"
+    result = grade_batch(
+        "assignment1",
+        subs,
+        output,
+        course=COURSE,
+        jobs=2,
+        device="cpu",
+        limits=LIMITS,
+        formats=["junit", "markdown", "table"],
+    )
+    return HostileRun(subs, output, result, {r.student: r for r in result.rows})
+
+
+def test_a_link_to_another_students_folder_is_rejected_not_graded_as_theirs(hostile_class):
+    rows = hostile_class.rows
+    assert rows["alice"].score == 100
+    assert rows["eve"].status == "rejected" and rows["eve"].score == 0
+    assert "eve/x is a symbolic link" in rows["eve"].message
+    assert rows["zed"].status == "rejected" and rows["zed"].score == 0
+    assert "zed is a symbolic link" in rows["zed"].message
+
+
+def test_every_hostile_name_gets_a_row_and_the_gradebook_is_written(hostile_class):
+    rows = hostile_class.rows
+    shown_non_utf8 = "\\xff\\xfe"
+    for name in (LONG, shown_non_utf8, *FORMULAS, "victim", "victim.zip", "Kim", "kim"):
+        assert rows[name].status == "graded", (name, rows[name])
+    assert rows[LONG].score == rows[shown_non_utf8].score == rows["victim"].score == 100
+    assert rows["victim.zip"].score == 0  # the zip is graded as what it holds, a stub
+    assert {rows[MARKUP].status, rows["\\x1b]0;owned\\x07wipe"].status} == {"rejected"}
+    assert len(hostile_class.result.rows) == 15
+    summary = json.loads((hostile_class.output / "summary.json").read_text())
+    assert summary["students"] == summary["count"] == 15
+    assert "\x1b" not in json.dumps(summary, ensure_ascii=False)
+
+
+def test_result_files_have_bounded_unique_names_and_a_rerun_finds_them(hostile_class):
+    results = hostile_class.output / "results"
+    names = sorted(os.listdir(results))
+    graded = [r for r in hostile_class.result.rows if r.status == "graded"]
+    reports = list((hostile_class.output / "junit").iterdir())
+    assert len(reports) == len(graded) == 11
+    assert all(ElementTree.parse(report).getroot().tag == "testsuites" for report in reports)
+    assert len(names) == 15
+    assert all(len(os.fsencode(name)) <= 200 for name in names)
+    assert len({name.casefold() for name in names}) == 15
+    assert "alice.json" in names and "victim.zip.json" in names
+    students = {json.loads((results / n).read_text())["batch"]["student"] for n in names}
+    assert students == set(hostile_class.rows)
+    plan = plan_of(hostile_class.submissions, hostile_class.output, limits=LIMITS)
+    assert (plan.to_grade, plan.up_to_date) == (0, 15)
+    only = plan_of(hostile_class.submissions, hostile_class.output, only=[LONG, "\\xff\\xfe"])
+    assert only.to_grade == 2
+
+
+def test_gradebook_cells_never_start_a_formula(hostile_class):
+    rows = _csv(hostile_class.output / "gradebook.csv")
+    by_student = {r["student"]: r for r in rows}
+    for name in FORMULAS:
+        assert by_student["'" + name]["score"] == "100"
+    assert all(not cell.startswith(("=", "+", "-", "@")) for r in rows for cell in r.values())
+    assert "\x1b" not in (hostile_class.output / "gradebook.csv").read_text()
+
+
+def test_hostile_names_are_shown_escaped_and_never_as_markup(hostile_class):
+    console = Console(record=True, width=300)
+    render_summary(hostile_class.result, console)
+    text = console.export_text()
+    assert "[bold]loud" in text and "\\x1b]0;owned\\x07wipe" in text
+    progress = BatchProgress(console)
+    progress.on_plan(BatchPlan("assignment1", 1, 1, 0, 1, ()))
+    progress.on_result(hostile_class.rows["\\x1b]0;owned\\x07wipe"])
+    assert "\x1b" not in console.export_text()
+
+
+def test_a_result_that_cannot_be_written_costs_one_row_not_the_batch(tmp_path):
+    subs = tmp_path / "subs"
+    subs.mkdir()
+    for name in ("blocked", "ok"):
+        _folder(subs, name, CORRECT.read_text())
+    (tmp_path / "out" / "results" / "blocked.json").mkdir(parents=True)
+    result = grade_batch(
+        "assignment1", subs, tmp_path / "out", course=COURSE, device="cpu", limits=LIMITS
+    )
+    rows = {r.student: r for r in result.rows}
+    assert rows["blocked"].status == "error"
+    assert "could not be written" in rows["blocked"].message
+    assert (rows["ok"].status, rows["ok"].score) == ("graded", 100)
+    assert [r["student"] for r in _csv(tmp_path / "out" / "gradebook.csv")] == ["blocked", "ok"]
+
+
+def test_student_names_file_stems_and_the_hash_never_read_through_a_link(tmp_path):
+    (tmp_path / "Bob").mkdir()
+    (tmp_path / "bob.zip").write_bytes(b"")
+    (tmp_path / "bob").mkdir()
+    (tmp_path / "link.zip").symlink_to("/etc/shadow")
+    (tmp_path / "notes.md").symlink_to("/etc/shadow")
+    students, ignored = find_students(tmp_path)
+    by_name = {s.name: s for s in students}
+    assert sorted(by_name) == ["Bob", "bob", "bob.zip", "link"]
+    assert by_name["bob.zip"].stem == "bob.zip"
+    assert by_name["Bob"].stem.startswith("Bob~") and by_name["bob"].stem.startswith("bob~")
+    assert "link.zip is a symbolic link" in by_name["link"].problem
+    assert ignored == ["notes.md"]
+    before = source_hash(tmp_path / "link.zip")
+    (tmp_path / "link.zip").unlink()
+    (tmp_path / "link.zip").symlink_to(tmp_path / "notes.md")
+    assert source_hash(tmp_path / "link.zip") != before  # the link's text, not its target
+
+
+def test_the_fingerprint_never_opens_a_fifo(tmp_path):
+    """A FIFO in a submission would block the batch forever if opened; this test feeds it
+    from a thread so that the old code, which opened it, could not hang here."""
+    (tmp_path / "b").mkdir()
+    (tmp_path / "b" / "x.py").write_text("1")
+    fifo = tmp_path / "b" / "pipe"
+    os.mkfifo(fifo)
+    hashes = []
+    for content in (b"one", b"two"):
+        writer = threading.Thread(target=fifo.write_bytes, args=(content,), daemon=True)
+        writer.start()
+        try:
+            hashes.append(source_hash(tmp_path / "b"))
+        finally:
+            reader = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)  # releases a waiting writer
+            writer.join()
+            os.close(reader)
+    assert hashes[0] == hashes[1] is not None
 
 
 def test_histogram_and_gradebook_of_pending_rows():

@@ -204,8 +204,10 @@ def render_summary(result: BatchResult, console: Console) -> None:
         if table is not None:
             console.print(table)
     console.print(
-        f"Wrote {result.gradebook}, {result.summary_path} and {result.output / 'results'}/",
-        style="dim",
+        Text(
+            f"Wrote {result.gradebook}, {result.summary_path} and {result.output / 'results'}/",
+            style="dim",
+        )
     )
 
 

@@ -19,7 +19,7 @@ from grader import __version__
 from grader.course import Assignment
 from grader.refcache import CacheStats
 from grader.result import CheckResult
-from grader.safetext import one_line
+from grader.safetext import csv_cell, one_line
 
 STATUSES = ("graded", "rejected", "error", "timeout", "crashed", "pending")
 HISTOGRAM_BINS = 10
@@ -63,24 +63,28 @@ def check_columns(rows: Iterable[StudentResult]) -> list[Column]:
 
 
 def gradebook_csv(rows: Iterable[StudentResult], columns: list[Column]) -> str:
-    """The gradebook: student, score, max_score, percent, status, then one column per check."""
+    """The gradebook: student, score, max_score, percent, status, then one column per check.
+
+    Every text cell goes through `csv_cell`: a student named `=HYPERLINK(...)` is text in the
+    spreadsheet, not a formula. Numbers are the grader's own and stay numbers.
+    """
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(
-        ["student", "score", "max_score", "percent", "status", *(c.id for c in columns)]
-    )
+    header = ["student", "score", "max_score", "percent", "status", *(c.id for c in columns)]
+    writer.writerow([csv_cell(name) for name in header])
     for row in rows:
+        student, status = csv_cell(row.student), csv_cell(row.status)
         if row.status == "pending":
-            writer.writerow([row.student, "", "", "", "pending", *([""] * len(columns))])
+            writer.writerow([student, "", "", "", status, *([""] * len(columns))])
             continue
         points = {c.id: f"{c.score:g}" for c in row.checks}
         writer.writerow(
             [
-                row.student,
+                student,
                 f"{row.score:g}",
                 f"{row.max_score:g}",
                 f"{row.percent:g}",
-                row.status,
+                status,
                 *(points.get(c.id, "") for c in columns),
             ]
         )

@@ -18,7 +18,6 @@ import contextlib
 import copy
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -30,6 +29,7 @@ from typing import Any
 
 import numpy as np
 
+from grader.safecopy import copy_folder
 from grader.safetext import one_line, printable
 from grader.sandbox import forkserver
 from grader.sandbox.codec import (
@@ -46,6 +46,7 @@ from grader.sandbox.codec import (
 from grader.sandbox.forkserver import ForkedWorker
 from grader.sandbox.limits import Limits
 from grader.scratch import ScratchFolder
+from grader.submission import MAX_EXTRACTED_BYTES, MAX_FILES
 
 GRADER_ROOT = str(Path(__file__).resolve().parent.parent.parent)
 BOOTSTRAP = (
@@ -252,7 +253,12 @@ class Sandbox:
         self._remove_folder()
         self._folder = ScratchFolder("worker")
         folder = self._folder.path
-        shutil.copytree(self.submission_dir, folder / "submission", symlinks=True)
+        copy_folder(
+            self.submission_dir,
+            folder / "submission",
+            max_files=MAX_FILES,
+            max_bytes=MAX_EXTRACTED_BYTES,
+        )
         (folder / "home").mkdir()
         return folder
 
