@@ -94,6 +94,22 @@ def new_user_namespace(how):
     return True
 
 
+def hold_memory(children, megabytes):
+    # Fork children that each fill `megabytes` at once and hold it; how many held to the end.
+    import time
+
+    pids = []
+    for _ in range(children):
+        pid = os.fork()
+        if pid == 0:
+            block = bytearray(megabytes << 20)
+            block[::4096] = b"x" * len(block[::4096])
+            time.sleep(2)
+            os._exit(0)
+        pids.append(pid)
+    return sum(os.waitpid(pid, 0)[1] == 0 for pid in pids)
+
+
 def gcd_import(name):
     import importlib._bootstrap
     return repr(importlib._bootstrap._gcd_import(name))
@@ -267,6 +283,9 @@ def test_a_worker_dies_with_its_grader_even_by_sigkill(submission):
         time.sleep(0.3)  # the worker is spinning in student code, reading nothing
         family = [anchor, *_descendants(anchor)]
         assert len(family) >= 2
+        groups = [
+            line.split(":", 2)[2] for line in Path(f"/proc/{anchor}/cgroup").read_text().split()
+        ]
     finally:
         grader.send_signal(signal.SIGKILL)
         grader.wait()
@@ -274,6 +293,20 @@ def test_a_worker_dies_with_its_grader_even_by_sigkill(submission):
     while _alive(family) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert _alive(family) == []
+    # The killed grader could not remove the worker's cgroup; the next grader's sweep does.
+    from grader.sandbox import cgroups
+
+    left = [g for g in groups if cgroups.PREFIX in g]
+    cgroups._swept.clear()
+    cgroups.sweep(cgroups._parents())
+    assert not [
+        g
+        for g in left
+        if any(
+            Path(r).joinpath(g.lstrip("/")).exists()
+            for r in ("/sys/fs/cgroup", "/sys/fs/cgroup/memory", "/sys/fs/cgroup/pids")
+        )
+    ]
 
 
 def _descendants(root: int) -> list[int]:
@@ -335,11 +368,43 @@ def test_the_worker_cannot_create_user_namespaces(worker, how):
     assert active(sandbox, "user namespaces"), sandbox.protections
 
 
+def test_memory_is_capped_for_the_worker_and_all_it_starts(submission):
+    # Each process stays under its own limit (RLIMIT_DATA 400 MB); together they do not.
+    limits = Limits(call_timeout_s=30.0, memory_mb=400, memory_kind="data", scratch_mb=16)
+    sandbox = Sandbox(submission, "probe", limits)
+    try:
+        held = SubmissionProxy(sandbox).hold_memory(3, 300)  # 900 MB in three processes
+        assert active(sandbox, "memory"), sandbox.protections
+        assert held <= 1
+    finally:
+        sandbox.close()
+
+
+HOG = """
+kept = []
+for _ in range(30):  # 450 MB in memory files, which no per-process limit counts
+    fd = os.memfd_create("hog")
+    os.write(fd, b"x" * (15 << 20))
+    kept.append(fd)
+"""
+
+
+def test_a_worker_over_its_memory_budget_is_told_so(submission):
+    (submission / "probe.py").write_text(PROBE + HOG)
+    limits = Limits(call_timeout_s=30.0, memory_mb=300, memory_kind="data", scratch_mb=16)
+    sandbox = Sandbox(submission, "probe", limits)
+    try:
+        with pytest.raises(StudentError, match="more than 316 MB of memory"):
+            SubmissionProxy(sandbox).exists("/")
+    finally:
+        sandbox.close()
+
+
 def test_doctor_lists_the_namespace_protections():
     from grader.doctor import probe
 
     protections = probe().protections
-    for name in ("processes", "scratch", "proc", "ipc", "privileges"):
+    for name in ("processes", "scratch", "proc", "ipc", "privileges", "memory"):
         state, _, why = protections.get(name, "").partition(": ")
         assert state in ("active", "unavailable", "failed", "not needed"), (name, protections)
         assert why, json.dumps(protections, indent=1)

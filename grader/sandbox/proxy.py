@@ -32,6 +32,7 @@ import numpy as np
 from grader.safecopy import copy_folder
 from grader.safetext import one_line, printable
 from grader.sandbox import forkserver
+from grader.sandbox.cgroups import WorkerGroup
 from grader.sandbox.codec import (
     MAX_METHODS,
     Callback,
@@ -220,6 +221,9 @@ class Sandbox:
         self._drainer: threading.Thread | None = None
         self._module_handle: Handle | None = None
         self._folder: ScratchFolder | None = None
+        self._group: WorkerGroup | None = None
+        self._out_of_memory = False
+        self.group_report = "unavailable: the course turned hardening off"
         self._inplace: list[Any] = []  # the objects `inplace` names, innermost last
 
     # -- lifecycle --------------------------------------------------------------------------
@@ -288,6 +292,11 @@ class Sandbox:
             "forbidden_imports": list(self.forbidden_imports),
             "hidden_paths": list(self.hidden_paths),
         }
+        self._out_of_memory = False
+        if self.limits.harden:
+            budget = self.limits.memory_mb + self.limits.scratch_mb
+            self._group, self.group_report = WorkerGroup.create(budget, self.limits.processes)
+            config["cgroup_procs"] = self._group.procs if self._group is not None else []
         env = worker_environment(folder / "home")
         forked = self._fork(config, env)
         if forked is not None:
@@ -375,7 +384,7 @@ class Sandbox:
             self._fail_import(
                 SubmissionImportError(
                     f"the submission stopped the grader's worker while {self.module}.py was being "
-                    f"imported ({_exit_description(code)})"
+                    f"imported ({self._exit_description(code)})"
                 )
             )
         except ProtocolError as error:
@@ -394,6 +403,7 @@ class Sandbox:
                     one_line(k, 100): one_line(v, 300)
                     for k, v in list(protections.items())[:MAX_REPORTED]
                 }
+            self.protections["memory"] = self._group_state()
             methods = _method_names(header["module"])
             self._module_handle = Handle(0, self.module, methods)
             return
@@ -433,6 +443,10 @@ class Sandbox:
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.kill(process.pid, signal.SIGKILL)  # a fork may not have its own group yet
         code = process.wait()
+        if self._group is not None:
+            self._out_of_memory = self._group.out_of_memory()
+            self._group.remove()
+            self._group = None
         if self._channel is not None:
             for fd in (self._channel.read_fd, self._channel.write_fd):
                 with contextlib.suppress(OSError):
@@ -444,9 +458,28 @@ class Sandbox:
         self._module_handle = None
         return code
 
+    def _group_state(self) -> str:
+        """The worker's cgroup, as the trusted side sees it (not as the worker reports it)."""
+        if self._group is None:
+            return self.group_report
+        if not self._group.members():
+            return "failed: the worker did not join its cgroup"
+        return self.group_report
+
+    def _exit_description(self, code: int | None) -> str:
+        if self._out_of_memory:
+            return (
+                f"killed for using more than {self.limits.memory_mb + self.limits.scratch_mb} MB "
+                "of memory, counting everything it started and its files in /tmp"
+            )
+        return _exit_description(code)
+
     def close(self) -> None:
         """Stop the worker and everything it started, and remove its folder."""
         self._kill()
+        if self._group is not None:  # created, but no worker was started into it
+            self._group.remove()
+            self._group = None
         self._remove_folder()
 
     def _remaining(self) -> float:
@@ -564,7 +597,7 @@ class Sandbox:
         except ChannelClosed:
             code = self._kill(grace_s=EXIT_GRACE_S)
             raise WorkerCrashed(
-                f"{label} stopped the grader's worker process ({_exit_description(code)})."
+                f"{label} stopped the grader's worker process ({self._exit_description(code)})."
             ) from None
         except ProtocolError as error:
             self._kill()

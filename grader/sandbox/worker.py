@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from grader.forbidden import install_import_guard
+from grader.sandbox.cgroups import join as join_group
 from grader.sandbox.codec import (
     Callback,
     Channel,
@@ -390,6 +391,8 @@ def main(config_json: str) -> None:
     """Entry point: isolate, confine, import the submission, report readiness, serve."""
     config = json.loads(config_json)
     watch_parent(config.get("parent_pid"))
+    with contextlib.suppress(OSError):  # the grader sees whether it joined and reports it
+        join_group(config.get("cgroup_procs", []))
     isolation = isolate(config["limits"].get("harden", True))
     channel = Channel(config["read_fd"], config["write_fd"])
     submission_dir, applied, protections = confine(config, isolation)
