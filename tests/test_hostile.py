@@ -244,7 +244,8 @@ def test_course_files_cannot_be_read_from_the_worker(course, make_submission, ta
         assert result.worker["protections"]["filesystem"].startswith("unavailable")
         return
     assert check.status == "error"
-    assert "PermissionError" in check.message
+    # Denied by Landlock, or absent from the worker's own root altogether.
+    assert "PermissionError" in check.message or "FileNotFoundError" in check.message
 
 
 def test_files_outside_the_workers_folder_cannot_be_written(course, make_submission, tmp_path):
@@ -413,4 +414,5 @@ def test_the_shipped_mnist_sample_is_out_of_reach_in_a_source_checkout(course, m
     if not _protected(result, "filesystem"):
         assert result.worker["protections"]["filesystem"].startswith("unavailable")
         return
-    assert "PermissionError" in by_name(result)["test_and_truth_table"].message
+    message = by_name(result)["test_and_truth_table"].message
+    assert "PermissionError" in message or "FileNotFoundError" in message

@@ -110,6 +110,10 @@ def hold_memory(children, megabytes):
     return sum(os.waitpid(pid, 0)[1] == 0 for pid in pids)
 
 
+def size_of(path):
+    return os.stat(path).st_size
+
+
 def gcd_import(name):
     import importlib._bootstrap
     return repr(importlib._bootstrap._gcd_import(name))
@@ -335,7 +339,7 @@ def test_the_worker_cannot_take_the_machines_terminals(worker):
         proxy.open_device("/dev/ptmx")  # each one a pty of the machine's, for as long as it runs
 
 
-SOCKET_FOLDERS = ("/run", "/var/tmp")  # where services listen: databases, Docker, D-Bus
+SOCKET_FOLDERS = ("/run", "/var/tmp", "/var/lib")  # where services listen: databases, Docker
 
 
 @pytest.mark.parametrize("folder", SOCKET_FOLDERS)
@@ -343,10 +347,10 @@ def test_the_machines_unix_sockets_are_out_of_reach(worker, folder):
     import socket
 
     sandbox, proxy = worker
-    assert proxy.exists(folder)
-    assert active(sandbox, "scratch"), sandbox.protections
+    assert not proxy.exists(folder)  # not part of the worker's view at all
+    assert active(sandbox, "view"), sandbox.protections
     if not os.access(folder, os.W_OK):
-        assert folder == "/run" and os.geteuid() != 0
+        assert os.geteuid() != 0
         return
     path = f"{folder}/dl-grader-test-{unique_marker()}.sock"
     with socket.socket(socket.AF_UNIX) as service:
@@ -398,6 +402,19 @@ def test_a_worker_over_its_memory_budget_is_told_so(submission):
             SubmissionProxy(sandbox).exists("/")
     finally:
         sandbox.close()
+
+
+@pytest.mark.parametrize(
+    "target",
+    [ROOT / "assignments", ROOT / "reference", ROOT / "grader" / "data" / "mnist_sample.npz"],
+    ids=["assignments", "reference", "mnist-sample"],
+)
+def test_course_files_are_not_even_visible(worker, target):
+    """Not only unreadable: absent from the worker's view (no size, no name, no inotify)."""
+    sandbox, proxy = worker
+    with pytest.raises(StudentError, match="FileNotFoundError"):
+        proxy.size_of(str(target))
+    assert active(sandbox, "view"), sandbox.protections
 
 
 def test_doctor_lists_the_namespace_protections():

@@ -12,23 +12,23 @@ drop) and splits it into three processes:
 Each of the three dies with its parent (parent-death signal, checked right after it is set),
 so a grader killed by SIGKILL or a closed SSH session takes its worker with it.
 
-`private_files()` then gives the worker, in its own mount namespace:
+`private_files()` then gives the worker, in its own mount namespace, a root of its own
+(`pivot_root`, as bubblewrap does) that holds only:
 
+* read-only binds of what it must read: the Python installation and its packages, the
+  grader's sandbox package, system libraries and `/etc`, `/sys`; every other file of the
+  machine (the course, other workers' folders, services' Unix sockets under `/run`) is not
+  there at all, not even for `stat` or `inotify`. A Python installation under a folder other
+  users may not enter (`/root/.pyenv`) is reachable without any capability this way;
+* `/dev` (GPUs included) with a devpts of its own whose `ptmx` it may not open, so it takes
+  none of the machine's pseudo-terminals, and a fresh `/dev/mqueue`;
 * a size-capped tmpfs as `/tmp` holding its folder (a copy of the submission and a home),
-  with `/dev/shm` inside the same budget, and a fresh `/dev/mqueue`: nothing of it is shared
-  with other workers and nothing of it is left when the worker ends;
+  with `/dev/shm` inside the same budget: nothing of it is shared with other workers and
+  nothing of it is left when the worker ends;
 * a `/proc` of its own PID namespace: it sees its own processes and no other's command line;
-* folders the Python installation needs but other users may not traverse (a `/root/.pyenv`,
-  say) covered by a tmpfs that holds read-only binds of exactly those paths, so the worker
-  can drop every capability and still import NumPy;
 * forbidden libraries (torch in a NumPy assignment) covered by a read-only tmpfs whose only
-  file is an `__init__.py` that refuses the import: none of their files can be loaded,
-  however the import machinery is driven;
-* the folders where the machine's services listen (`/run`, `/var/tmp`) covered the same way:
-  a network namespace does not separate Unix sockets that have a path, so a database's or
-  Docker's socket would otherwise still answer;
-* a devpts of its own whose `ptmx` it may not open: no pseudo-terminal of the machine's
-  (there are a few thousand, shared by every login) is taken while it runs.
+  file is an `__init__.py` that refuses the import, and the course and the grader's data
+  folder covered by an empty one where they lie under a folder it reads.
 
 Nothing here changes the machine's mounts: the namespace is private and dies with the worker.
 This module runs inside the worker: standard library only.
@@ -39,6 +39,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import os
+import platform
 import signal
 import stat
 from dataclasses import dataclass, field
@@ -52,11 +53,13 @@ CLONE_NEWPID = 0x20000000
 CLONE_NEWNET = 0x40000000
 MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC = 1, 2, 4, 8
 MS_REMOUNT, MS_BIND, MS_REC, MS_PRIVATE = 32, 4096, 16384, 1 << 18
-SCRATCH = "/tmp"
+SCRATCH = STAGING = "/tmp"
+PROC, DEVICES = "/proc", "/dev"
+PIVOT_ROOT = {"x86_64": 155, "aarch64": 41}
+MNT_DETACH = 2
 SHARED_MEMORY = "/dev/shm"
 MESSAGE_QUEUES = "/dev/mqueue"
 TERMINALS, TERMINAL_MASTER = "/dev/pts", "/dev/ptmx"
-SERVICE_FOLDERS = ("/run", "/var/run", "/var/tmp")
 
 
 PARENT_DEATH = "active: the worker dies with the grader, even when it is killed by SIGKILL"
@@ -234,21 +237,6 @@ def _bind(fd: int, target: str, read_only: bool = True) -> None:
         _mount(None, target, None, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV)
 
 
-def blocked_ancestor(path: str) -> str | None:
-    """The highest folder above `path` that other users may not enter, or None."""
-    parts = os.path.realpath(path).split(os.sep)[1:]
-    current = ""
-    for part in parts[:-1]:
-        current += os.sep + part
-        try:
-            mode = os.stat(current).st_mode
-        except OSError:
-            return None
-        if not mode & stat.S_IXOTH:
-            return current
-    return None
-
-
 def _make_path(path: str, is_dir: bool) -> None:
     if is_dir:
         os.makedirs(path, exist_ok=True)
@@ -293,7 +281,7 @@ def _copy_tree(source_fd: int, target: str) -> None:
 def _outermost(paths: list[str]) -> list[str]:
     """`paths` without those inside another of them (a bind of the outer one holds them)."""
     unique = sorted(set(paths))
-    return [p for p in unique if not any(p.startswith(o + os.sep) for o in unique if o != p)]
+    return [p for p in unique if not any(p.startswith(o.rstrip(os.sep) + os.sep) for o in unique)]
 
 
 @dataclass(frozen=True)
@@ -304,28 +292,24 @@ class PrivateFiles:
     report: dict[str, str]
 
 
-def _covers(needed: list[str]) -> tuple[dict[str, list[str]], list[str]]:
-    """The folders to cover with a tmpfs, each with the `needed` paths under it to bind back,
-    and which of them are covered only because other users may not enter them."""
-    present = [os.path.realpath(p) for p in needed if os.path.exists(p)]
-    blocked = {a for a in map(blocked_ancestor, present) if a is not None}
-    services = {
-        os.path.realpath(f) for f in SERVICE_FOLDERS if os.path.isdir(f) and not os.path.islink(f)
-    }
-    folders = _outermost([*blocked, *(f for f in services if f not in present)])
-    covers = {f: _outermost([p for p in present if p.startswith(f + os.sep)]) for f in folders}
-    return covers, sorted(blocked.intersection(folders))
+def _view(needed: list[str]) -> tuple[list[str], list[tuple[str, str]]]:
+    """The real folders to bind into the worker's root, and the links to recreate there
+    (`/bin -> usr/bin` on a merged-/usr system)."""
+    links = [(p, os.readlink(p)) for p in needed if os.path.islink(p)]
+    real = [os.path.realpath(p) for p in needed if p != PROC and os.path.exists(p)]
+    return _outermost(real), links
 
 
-def _private_terminals() -> str:
+def _private_terminals(root: str) -> str:
     """A devpts instance of the worker's own, with a `ptmx` it may not open."""
-    if not os.path.isdir(TERMINALS) or not os.path.lexists(TERMINAL_MASTER):
+    terminals, master = root + TERMINALS, root + TERMINAL_MASTER
+    if not os.path.isdir(terminals) or not os.path.lexists(master):
         return "unavailable: no /dev/pts"
     try:
-        _mount("devpts", TERMINALS, "devpts", MS_NOSUID | MS_NOEXEC,
+        _mount("devpts", terminals, "devpts", MS_NOSUID | MS_NOEXEC,
                "newinstance,ptmxmode=000,mode=600")  # fmt: skip
-        if not os.path.islink(TERMINAL_MASTER):  # a link to pts/ptmx already leads there
-            _mount(os.path.join(TERMINALS, "ptmx"), TERMINAL_MASTER, None, MS_BIND)
+        if not os.path.islink(master):  # a link to pts/ptmx already leads there
+            _mount(os.path.join(terminals, "ptmx"), master, None, MS_BIND)
     except IsolationFailed as error:
         return f"failed: {error.strerror}"
     return "active: no pseudo-terminal of the machine's can be opened"
@@ -339,6 +323,19 @@ def _mask_library(path: str, library: str) -> None:
     _mount(None, path, None, MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV)
 
 
+def _pivot(root: str) -> None:
+    """Make `root` this mount namespace's root and let go of the old one entirely."""
+    libc = c_library()
+    number = PIVOT_ROOT.get(platform.machine())
+    if libc is None or number is None:
+        raise IsolationFailed(0, f"pivot_root: unsupported on {platform.machine()}")
+    os.chdir(root)
+    _check(libc.syscall(number, b".", b"."), "pivot_root")
+    _check(libc.umount2(b".", MNT_DETACH), "detach the old root")
+    os.chdir("/")
+    _mount(None, "/", None, MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV)
+
+
 def private_files(
     folder: str,
     needed: list[str],
@@ -346,69 +343,71 @@ def private_files(
     scratch_mb: int,
     secret: list[str] = (),
 ) -> PrivateFiles:
-    """Set up the worker's mounts (see the module's docstring); return its folder's new path.
+    """Give the worker a root of its own (see the module's docstring); its folder's path.
 
     `folder` holds the prepared `submission/`; `needed` are the paths the worker must read
-    (Python, its packages, the grader's sandbox package); `masked` maps the folders of
-    forbidden libraries to their names; `secret` are folders covered by an empty tmpfs (the
-    course and the grader's data folder).
+    (Python, its packages, the grader's sandbox package, system files: bound read-only, all
+    else absent); `masked` maps the folders of forbidden libraries to their names; `secret`
+    are folders that must look empty even where they lie under a needed path (the course and
+    the grader's data folder).
     """
     name = os.path.basename(folder.rstrip(os.sep))
-    new_folder = os.path.join(SCRATCH, name)
     source = os.open(os.path.join(folder, "submission"), os.O_RDONLY | os.O_DIRECTORY)
+    binds, links = _view(needed)
     opened: list[tuple[str, int]] = []
-    covers, blocked = _covers(needed)
     try:
-        for paths in covers.values():
-            opened += [(p, os.open(p, os.O_PATH | os.O_CLOEXEC)) for p in paths]
+        opened = [(p, os.open(p, os.O_PATH | os.O_CLOEXEC)) for p in [*binds, DEVICES]]
         _mount(None, "/", None, MS_REC | MS_PRIVATE)
-        for ancestor in sorted(covers):
-            _mount("tmpfs", ancestor, "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755,size=64k")
+        # The new root is built on /tmp: every source above is held open, so what /tmp held
+        # on the machine (other workers' folders, sockets) is never seen again.
+        root = STAGING
+        _mount("tmpfs", root, "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755,size=1m")
         for path, fd in opened:
-            _make_path(path, os.path.isdir(f"/proc/self/fd/{fd}"))
-            _bind(fd, path)
-        for ancestor in sorted(covers):
-            _mount(None, ancestor, None, MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV)
+            target = root + path
+            _make_path(target, os.path.isdir(f"/proc/self/fd/{fd}"))
+            _bind(fd, target, read_only=path != DEVICES)
+        for path, destination in links:
+            if not os.path.lexists(root + path):
+                os.makedirs(os.path.dirname(root + path), exist_ok=True)
+                os.symlink(destination, root + path)
         for path in secret:
-            if os.path.isdir(path):
-                _mount("tmpfs", path, "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV, "size=4k")
+            if os.path.isdir(root + path):
+                _mount("tmpfs", root + path, "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV, "size=4k")
         hidden = []
         for path, library in sorted(masked.items()):
-            if os.path.isdir(path):
-                _mask_library(path, library)
+            if os.path.isdir(root + path):
+                _mask_library(root + path, library)
                 hidden.append(library)
-        _mount("tmpfs", SCRATCH, "tmpfs", MS_NOSUID | MS_NODEV,
+        scratch = root + SCRATCH
+        os.makedirs(scratch)
+        _mount("tmpfs", scratch, "tmpfs", MS_NOSUID | MS_NODEV,
                f"mode=1777,size={int(scratch_mb)}m,nr_inodes=65536")  # fmt: skip
-        _copy_tree(source, os.path.join(new_folder, "submission"))
-        os.makedirs(os.path.join(new_folder, "home"))
-        if os.path.isdir(SHARED_MEMORY):
-            shm = os.path.join(SCRATCH, ".shm")
+        _copy_tree(source, os.path.join(scratch, name, "submission"))
+        os.makedirs(os.path.join(scratch, name, "home"))
+        if os.path.isdir(root + SHARED_MEMORY):
+            shm = os.path.join(scratch, ".shm")
             os.mkdir(shm)
             os.chmod(shm, 0o1777)
-            _mount(shm, SHARED_MEMORY, None, MS_BIND)
-        if os.path.isdir(MESSAGE_QUEUES):
+            _mount(shm, root + SHARED_MEMORY, None, MS_BIND)
+        if os.path.isdir(root + MESSAGE_QUEUES):
             with contextlib.suppress(IsolationFailed):
-                _mount("mqueue", MESSAGE_QUEUES, "mqueue", MS_NOSUID | MS_NODEV | MS_NOEXEC)
-        terminals = _private_terminals()
-        _mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
+                _mount("mqueue", root + MESSAGE_QUEUES, "mqueue", MS_NOSUID | MS_NODEV | MS_NOEXEC)
+        terminals = _private_terminals(root)
+        os.makedirs(root + PROC, exist_ok=True)
+        _mount("proc", root + PROC, "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
+        _pivot(root)
     finally:
         os.close(source)
         for _, fd in opened:
             os.close(fd)
     report = {
+        "view": "active: a root of its own: Python, system files, /dev and /sys read-only "
+        "(devices excepted), nothing else of the machine's files",
         "scratch": f"active: private {int(scratch_mb)} MB tmpfs for /tmp, /dev/shm and the "
         "submission's copy",
         "proc": "active: /proc shows only the worker's own processes",
         "terminals": terminals,
     }
-    if blocked:
-        report["python"] = (
-            "active: read-only binds of the Python installation under "
-            + ", ".join(blocked)
-            + ", which other users may not enter"
-        )
-    if services := sorted(set(covers) - set(blocked)):
-        report["service sockets"] = "active: " + ", ".join(services) + " covered"
     if hidden:
         report["forbidden files"] = "active: " + ", ".join(hidden) + " unreadable"
-    return PrivateFiles(new_folder, report)
+    return PrivateFiles(os.path.join(SCRATCH, name), report)
