@@ -452,3 +452,35 @@ def test_a_course_installed_where_the_worker_may_read_stays_out_of_reach(submiss
         shutil.rmtree(course)
     assert outcomes[0] == len("SECRET = 1\n")  # a readable place: only hiding protects it
     assert "Error" in str(outcomes[1]), outcomes
+
+
+UNDO = """
+import ctypes, json, os, sys, tempfile
+sys.path.insert(0, sys.argv[1])
+from grader.sandbox import namespaces
+if ctypes.CDLL(None, use_errno=True).unshare(namespaces.CLONE_NEWNS) != 0:
+    print(json.dumps("no mount namespace")); sys.exit()
+folder = tempfile.mkdtemp(dir="/tmp")
+os.mkdir(folder + "/submission")
+namespaces.PIVOT_ROOT.clear()  # pivot_root "unsupported": the last step fails
+try:
+    namespaces.private_files(folder, ["/usr"], {}, 8)
+except OSError as error:
+    print(json.dumps([str(error), os.path.isdir(folder + "/submission")]))
+finally:
+    os.rmdir(folder + "/submission")
+    os.rmdir(folder)
+"""
+
+
+def test_a_root_that_cannot_be_finished_is_undone():
+    """Whatever step fails, the worker is left with the machine's view (and Landlock), never
+    with half a root in which its own folder has vanished."""
+    done = subprocess.run([sys.executable, "-c", UNDO, str(ROOT)], capture_output=True, text=True)
+    outcome = json.loads(done.stdout)
+    if os.geteuid() != 0:
+        assert outcome == "no mount namespace"
+        return
+    error, folder_visible = outcome
+    assert "pivot_root" in error
+    assert folder_visible

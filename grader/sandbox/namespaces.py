@@ -336,6 +336,53 @@ def _pivot(root: str) -> None:
     _mount(None, "/", None, MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV)
 
 
+def _build_root(
+    root: str,
+    opened: list[tuple[str, int]],
+    links: list[tuple[str, str]],
+    masked: dict[str, str],
+    secret: list[str],
+) -> list[str]:
+    """Bind what the worker reads into `root`, recreate links, mask; the libraries masked."""
+    for path, fd in opened:
+        target = root + path
+        _make_path(target, os.path.isdir(f"/proc/self/fd/{fd}"))
+        _bind(fd, target, read_only=path != DEVICES)
+    for path, destination in links:
+        if not os.path.lexists(root + path):
+            os.makedirs(os.path.dirname(root + path), exist_ok=True)
+            os.symlink(destination, root + path)
+    for path in secret:
+        if os.path.isdir(root + path):
+            _mount("tmpfs", root + path, "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV, "size=4k")
+    hidden = []
+    for path, library in sorted(masked.items()):
+        if os.path.isdir(root + path):
+            _mask_library(root + path, library)
+            hidden.append(library)
+    return hidden
+
+
+def _build_scratch(root: str, name: str, source: int, scratch_mb: int) -> str:
+    """The worker's /tmp (its folder, a copy of the submission) and /dev/shm, /dev/mqueue
+    and /dev/pts of its own; what became of the terminals."""
+    scratch = root + SCRATCH
+    os.makedirs(scratch)
+    _mount("tmpfs", scratch, "tmpfs", MS_NOSUID | MS_NODEV,
+           f"mode=1777,size={int(scratch_mb)}m,nr_inodes=65536")  # fmt: skip
+    _copy_tree(source, os.path.join(scratch, name, "submission"))
+    os.makedirs(os.path.join(scratch, name, "home"))
+    if os.path.isdir(root + SHARED_MEMORY):
+        shm = os.path.join(scratch, ".shm")
+        os.mkdir(shm)
+        os.chmod(shm, 0o1777)
+        _mount(shm, root + SHARED_MEMORY, None, MS_BIND)
+    if os.path.isdir(root + MESSAGE_QUEUES):
+        with contextlib.suppress(IsolationFailed):
+            _mount("mqueue", root + MESSAGE_QUEUES, "mqueue", MS_NOSUID | MS_NODEV | MS_NOEXEC)
+    return _private_terminals(root)
+
+
 def private_files(
     folder: str,
     needed: list[str],
@@ -349,53 +396,32 @@ def private_files(
     (Python, its packages, the grader's sandbox package, system files: bound read-only, all
     else absent); `masked` maps the folders of forbidden libraries to their names; `secret`
     are folders that must look empty even where they lie under a needed path (the course and
-    the grader's data folder).
+    the grader's data folder). On failure the mounts made so far are undone, so the caller
+    can go on with the machine's view (and Landlock) and report why.
     """
     name = os.path.basename(folder.rstrip(os.sep))
     source = os.open(os.path.join(folder, "submission"), os.O_RDONLY | os.O_DIRECTORY)
     binds, links = _view(needed)
     opened: list[tuple[str, int]] = []
+    # The new root is built on /tmp: every source is held open first, so what /tmp held on
+    # the machine (other workers' folders, sockets) is never seen again.
+    root = STAGING
+    staged = False
     try:
         opened = [(p, os.open(p, os.O_PATH | os.O_CLOEXEC)) for p in [*binds, DEVICES]]
         _mount(None, "/", None, MS_REC | MS_PRIVATE)
-        # The new root is built on /tmp: every source above is held open, so what /tmp held
-        # on the machine (other workers' folders, sockets) is never seen again.
-        root = STAGING
         _mount("tmpfs", root, "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755,size=1m")
-        for path, fd in opened:
-            target = root + path
-            _make_path(target, os.path.isdir(f"/proc/self/fd/{fd}"))
-            _bind(fd, target, read_only=path != DEVICES)
-        for path, destination in links:
-            if not os.path.lexists(root + path):
-                os.makedirs(os.path.dirname(root + path), exist_ok=True)
-                os.symlink(destination, root + path)
-        for path in secret:
-            if os.path.isdir(root + path):
-                _mount("tmpfs", root + path, "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV, "size=4k")
-        hidden = []
-        for path, library in sorted(masked.items()):
-            if os.path.isdir(root + path):
-                _mask_library(root + path, library)
-                hidden.append(library)
-        scratch = root + SCRATCH
-        os.makedirs(scratch)
-        _mount("tmpfs", scratch, "tmpfs", MS_NOSUID | MS_NODEV,
-               f"mode=1777,size={int(scratch_mb)}m,nr_inodes=65536")  # fmt: skip
-        _copy_tree(source, os.path.join(scratch, name, "submission"))
-        os.makedirs(os.path.join(scratch, name, "home"))
-        if os.path.isdir(root + SHARED_MEMORY):
-            shm = os.path.join(scratch, ".shm")
-            os.mkdir(shm)
-            os.chmod(shm, 0o1777)
-            _mount(shm, root + SHARED_MEMORY, None, MS_BIND)
-        if os.path.isdir(root + MESSAGE_QUEUES):
-            with contextlib.suppress(IsolationFailed):
-                _mount("mqueue", root + MESSAGE_QUEUES, "mqueue", MS_NOSUID | MS_NODEV | MS_NOEXEC)
-        terminals = _private_terminals(root)
+        staged = True
+        hidden = _build_root(root, opened, links, masked, list(secret))
+        terminals = _build_scratch(root, name, source, scratch_mb)
         os.makedirs(root + PROC, exist_ok=True)
         _mount("proc", root + PROC, "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
         _pivot(root)
+    except OSError:
+        libc = c_library()
+        if staged and libc is not None:
+            libc.umount2(root.encode(), MNT_DETACH)
+        raise
     finally:
         os.close(source)
         for _, fd in opened:
