@@ -484,3 +484,20 @@ def test_a_root_that_cannot_be_finished_is_undone():
     error, folder_visible = outcome
     assert "pivot_root" in error
     assert folder_visible
+
+
+def test_a_sweep_never_removes_the_new_group_of_a_live_grader():
+    """Two graders of a batch: the second one's sweep must not take the first one's group
+    in the moment before its worker joins it."""
+    from grader.sandbox import cgroups
+
+    group, state = cgroups.WorkerGroup.create(64, 16)
+    if group is None:
+        assert state.startswith("unavailable")
+        return
+    try:
+        cgroups._swept.clear()
+        cgroups.sweep(cgroups._parents())
+        assert all(folder.is_dir() for folder in group.folders)
+    finally:
+        group.remove()

@@ -48,12 +48,27 @@ def _parents() -> dict[str, Path]:
 
 
 def sweep(parents: dict[str, Path]) -> None:
-    """Remove groups a killed grader left behind (a group still in use refuses rmdir)."""
+    """Remove groups a killed grader left behind: only those whose grader (its pid is in
+    the name) is gone, since a live grader's new group is empty until its worker joins, and
+    a group still in use refuses rmdir anyway."""
     for parent in set(parents.values()) - _swept:
         _swept.add(parent)
         for leftover in parent.glob(f"{PREFIX}*"):
+            owner = leftover.name[len(PREFIX) :].split("-")[0]
+            if owner.isdigit() and _alive(int(owner)):
+                continue
             with contextlib.suppress(OSError):
                 leftover.rmdir()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 @dataclass
@@ -71,7 +86,7 @@ class WorkerGroup:
             return None, "unavailable: no memory cgroup here"
         sweep(parents)
         v2 = parents["memory"] == parents.get("pids") and (ROOT / "cgroup.controllers").is_file()
-        name = f"{PREFIX}{os.urandom(6).hex()}"
+        name = f"{PREFIX}{os.getpid()}-{os.urandom(6).hex()}"
         folders: list[Path] = []
         try:
             if v2:
