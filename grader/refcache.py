@@ -20,15 +20,18 @@ includes the reference file's hash, the device, the grader's and torch's version
 
 from __future__ import annotations
 
+import ast
 import base64
 import contextlib
 import functools
 import hashlib
+import importlib.metadata
 import importlib.util
 import json
 import time
 import types
-from collections.abc import Iterator
+from collections import Counter
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, NoReturn
@@ -332,39 +335,65 @@ def _b64(data: bytes) -> str:
 
 
 class CachedReference:
-    """The reference module, with its plain-data function calls answered by a cache."""
+    """The reference module, with its plain-data function calls answered by a cache.
 
-    def __init__(self, module: types.ModuleType, cache: ReferenceCache, namespace: str) -> None:
-        self._module = module
+    The module itself (and with it torch) is imported only when a call misses the cache or
+    something other than a top-level function is asked for: a grade whose answers are all
+    cached never pays for importing torch.
+    """
+
+    def __init__(
+        self,
+        module: types.ModuleType | Callable[[], types.ModuleType],
+        cache: ReferenceCache,
+        namespace: str,
+        functions: frozenset[str] = frozenset(),
+    ) -> None:
+        loaded = isinstance(module, types.ModuleType)
+        self._load = None if loaded else module
+        self._functions = functions
+        self._loaded: types.ModuleType | None = module if loaded else None
         self._cache = cache
         self._namespace = namespace
         self._wrapped: dict[str, Any] = {}
 
+    @property
+    def _module(self) -> types.ModuleType:
+        if self._loaded is None:
+            assert self._load is not None
+            self._loaded = self._load()
+        return self._loaded
+
     def __getattr__(self, name: str) -> Any:
-        value = getattr(self._module, name)
-        if not isinstance(value, types.FunctionType):
-            self._cache.attribute(name, value)
-            return value
-        if name not in self._wrapped:
-            self._wrapped[name] = self._wrap(name, value)
+        if name.startswith("__"):
+            raise AttributeError(name)
+        if name in self._wrapped:
+            return self._wrapped[name]
+        if name not in self._functions:
+            value = getattr(self._module, name)
+            if not isinstance(value, types.FunctionType):
+                self._cache.attribute(name, value)
+                return value
+        self._wrapped[name] = self._wrap(name)
         return self._wrapped[name]
 
-    def _wrap(self, name: str, function: types.FunctionType) -> Any:
+    def _wrap(self, name: str) -> Any:
         cache, namespace = self._cache, self._namespace
 
-        @functools.wraps(function)
         def cached(*args: Any, **kwargs: Any) -> Any:
+            function = getattr(self._module, name) if name not in self._functions else None
             try:
                 call = Call.of(name, args, kwargs)
             except _Uncacheable as error:
                 cache.stats.uncacheable += 1
                 cache.uncacheable(name, str(error))
-                return _timed(cache.stats, function, args, kwargs)[0]
+                return _timed(cache.stats, function or getattr(self._module, name), args, kwargs)[0]
             entry = cache.lookup(namespace, call)
             if entry is not None and len(entry.generators) == len(call.generators):
                 cache.stats.hits += 1
                 cache.stats.saved_s += entry.seconds
                 return call.replay(entry)
+            function = function or getattr(self._module, name)
             result, seconds = _timed(cache.stats, function, args, kwargs)
             try:
                 if not call.unchanged(args, kwargs):
@@ -378,7 +407,28 @@ class CachedReference:
             cache.save(namespace, call, data)
             return result
 
+        cached.__name__ = cached.__qualname__ = name
         return cached
+
+
+def top_level_functions(path: Path) -> frozenset[str]:
+    """The names a reference file binds with one plain top-level `def` and nothing else:
+    those can be answered from the cache without importing the file."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    plain = [n for n in tree.body if isinstance(n, ast.FunctionDef) and not n.decorator_list]
+    defined = Counter(n.name for n in tree.body if isinstance(n, ast.FunctionDef))
+    other: set[str] = set()
+    for node in tree.body:
+        if isinstance(node, ast.FunctionDef):
+            continue
+        for child in ast.walk(node):
+            if isinstance(child, ast.Name) and isinstance(child.ctx, ast.Store):
+                other.add(child.id)
+            elif isinstance(child, ast.alias):
+                other.add((child.asname or child.name).split(".")[0])
+            elif isinstance(child, ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef):
+                other.add(child.name)
+    return frozenset(n.name for n in plain if defined[n.name] == 1 and n.name not in other)
 
 
 def _timed(stats: CacheStats, function: Any, args: tuple, kwargs: dict) -> tuple[Any, float]:
@@ -468,10 +518,8 @@ def _namespace(path: Path, device: str) -> str:
     stat = path.stat()
     key = (str(path), stat.st_mtime_ns, device)
     if key not in _namespaces:
-        import torch
-
         digest = hashlib.sha256(path.read_bytes()).hexdigest()
-        _namespaces[key] = f"{digest}:{device}:{__version__}:{torch.__version__}"
+        _namespaces[key] = f"{digest}:{device}:{__version__}:{_torch_version()}"
     return _namespaces[key]
 
 
@@ -498,7 +546,21 @@ def reference_for(assignment: Assignment, device: str) -> Any:
     answers = assignment.checks_dir / ANSWERS_FILE
     if not path.is_file() and answers.is_file():
         return RecordedReference(answers)
-    module = load_reference(path, device)
     if _active is None:
-        return module
-    return CachedReference(module, _active, _namespace(path, device))
+        return load_reference(path, device)
+    return CachedReference(
+        lambda: load_reference(path, device),
+        _active,
+        _namespace(path, device),
+        functions=top_level_functions(path),
+    )
+
+
+def _torch_version() -> str:
+    """torch's version, read from its installed metadata (importing torch takes a second)."""
+    try:
+        return importlib.metadata.version("torch")
+    except importlib.metadata.PackageNotFoundError:
+        import torch
+
+        return torch.__version__

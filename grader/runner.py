@@ -55,9 +55,17 @@ def check_device_name(device: str) -> None:
         raise BadInput(f"unknown device '{device}' (choose from {', '.join(DEVICES)}).")
 
 
+def nvidia_driver_present() -> bool:
+    """Whether this machine has an NVIDIA driver loaded: without one, CUDA cannot be usable,
+    and there is no need to import torch (a second of start-up) to find that out."""
+    return os.path.exists("/proc/driver/nvidia/version") or os.path.exists("/dev/nvidiactl")
+
+
 def resolve_device(device: str) -> str:
     """ "auto" becomes "cuda" when a CUDA GPU is usable, else "cpu"."""
     check_device_name(device)
+    if device == "cpu" or (device == "auto" and not nvidia_driver_present()):
+        return "cpu"
     import torch
 
     if device == "cuda" and not torch.cuda.is_available():

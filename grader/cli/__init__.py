@@ -1,25 +1,71 @@
 """The `grade` command: parse options, call the library, print. No grading logic lives here.
 
-`grade ASSIGNMENT` grades; the subcommands live in one module each and register here.
+`grade ASSIGNMENT` grades; the subcommands live in one module each and are listed here.
+A subcommand's module is imported only when that subcommand runs, so `grade --help` and
+`grade list` do not pay for the batch engine, pytest or NumPy.
 Exit codes: 0 graded, 1 graded but under --fail-under, 2 bad input, 3 internal error,
 130 interrupted.
 """
 
 from __future__ import annotations
 
+import importlib
+
 import click
 
 from grader import __version__
 
+# name -> (module, attribute, the one line `grade --help` shows)
+COMMANDS = {
+    "run": ("grader.cli.grading", "run", ""),
+    "batch": ("grader.cli.batch", "batch", "Grade a folder of submissions into a gradebook."),
+    "data": (
+        "grader.cli.data",
+        "data",
+        "Data sets for the training assignments (MNIST for assignment8).",
+    ),
+    "doctor": (
+        "grader.cli.doctor",
+        "doctor",
+        "Check the installation and show which protections the sandbox can use here.",
+    ),
+    "init": (
+        "grader.cli.starting",
+        "init",
+        "Create ./ASSIGNMENT with the starter code and the exercise's README.",
+    ),
+    "list": ("grader.cli.starting", "list_assignments", "List the course's assignments."),
+    "release": (
+        "grader.cli.release",
+        "release",
+        "Write a student bundle: stub, README, public checks.",
+    ),
+}
+
 
 class AssignmentGroup(click.Group):
-    """`grade ASSIGNMENT ...` runs the hidden `run` command; other words are subcommands."""
+    """`grade ASSIGNMENT ...` runs the hidden `run` command; other words are subcommands,
+    each imported on first use."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(name for name, (_, _, summary) in COMMANDS.items() if summary)
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name not in COMMANDS:
+            return None
+        module, attribute, _ = COMMANDS[name]
+        return getattr(importlib.import_module(module), attribute)
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        rows = [(name, COMMANDS[name][2]) for name in self.list_commands(ctx)]
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
 
     def resolve_command(
         self, ctx: click.Context, args: list[str]
     ) -> tuple[str | None, click.Command | None, list[str]]:
-        if args and args[0] not in self.commands and not args[0].startswith("-"):
-            return None, self.commands["run"], args
+        if args and args[0] not in COMMANDS and not args[0].startswith("-"):
+            return None, self.get_command(ctx, "run"), args
         return super().resolve_command(ctx, args)
 
     def format_usage(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
@@ -42,18 +88,3 @@ def cli() -> None:
 def main() -> None:
     """Console-script entry point."""
     cli(prog_name="grade")
-
-
-def _register() -> None:
-    from grader.cli.batch import batch
-    from grader.cli.data import data
-    from grader.cli.doctor import doctor
-    from grader.cli.grading import run
-    from grader.cli.release import release
-    from grader.cli.starting import init, list_assignments
-
-    for command in (run, list_assignments, init, doctor, batch, release, data):
-        cli.add_command(command)
-
-
-_register()
