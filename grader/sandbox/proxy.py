@@ -109,13 +109,16 @@ class StudentException(StudentError):
         if self.frames:
             path, line, _, _ = self.frames[-1]
             where = f" ({path}, line {line})"
+        first = self.text.strip().splitlines()[0] if self.text.strip() else ""
+        # What was raised and where: `SyntaxError: '(' was never closed (x.py, line 2)`.
+        self.raised = f"{self.type_name}{': ' + first if first else ''}{where}"
         if self.type_name == "NotImplementedError":
             message = f"{call} is not implemented yet (it raises NotImplementedError){where}."
         else:
-            first = self.text.strip().splitlines()[0] if self.text.strip() else ""
-            message = f"{call} raised {self.type_name}{': ' + first if first else ''}{where}."
+            message = f"{call} raised {self.raised}."
+        # A SyntaxError's frame is a place in a file, not in a function: no ", in".
         trace = "\n".join(
-            f"  {path}, line {line}, in {name}\n    {code}"
+            f"  {path}, line {line}{', in ' + name if name else ''}\n    {code}"
             for path, line, name, code in self.frames
         )
         super().__init__(message, f"Traceback (your code):\n{trace}\n{self.type_name}: {self.text}")
@@ -752,7 +755,7 @@ def _missing_message(handle: Handle, name: str, module: str) -> str:
 def _import_message(module: str, error: StudentException) -> str:
     if error.type_name == "NotImplementedError":
         return f"{module}.py is not implemented yet (importing it raises NotImplementedError)."
-    return f"{module}.py could not be imported: {error.message}"
+    return f"{module}.py could not be imported: {error.raised}."
 
 
 def _exit_description(code: int | None) -> str:
