@@ -4,11 +4,13 @@ to the check that printed it."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
-from support import make_course
+from support import FIXTURES, ROOT, make_course
 
 from grader.course import load_course
+from grader.report.table import to_text
 from grader.runner import grade
 
 PUBLIC = '''
@@ -45,3 +47,66 @@ def test_an_exception_in_a_call_still_names_its_function(tmp_path):
     result = _grade(tmp_path, "def double(x):\n    raise ValueError('no')\n")
     assert "double() raised ValueError: no (toy.py, line 2)." in result.tests[0].message
     assert "toy.py, line 2, in double\n" in result.tests[0].details
+
+
+def test_a_submission_that_cannot_be_imported_is_one_line_not_a_row_per_check(tmp_path):
+    result = _grade(tmp_path, "def double(x):\n    return (x +\n")
+    assert result.import_error == result.tests[0].message
+    text = to_text(result, width=80)
+    assert text.count("could not be imported") == 1
+    assert "SyntaxError: '(' was never closed (toy.py, line 2)." in " ".join(text.split())
+    assert "None of the 2 checks could run" in text
+    assert "Check" not in text and "double doubles" not in text
+    assert len(text.splitlines()) <= 6
+
+
+def test_the_stub_groups_not_implemented_by_function(course):
+    stub = ROOT / "student_template" / "assignment3"
+    result = grade("assignment3", stub, course=course, device="cpu")
+    text = " ".join(to_text(result, width=200).split())
+    for function in ("softmax", "log_softmax", "cross_entropy_error", "mean_squared_error"):
+        assert text.count(f" {function}() is not implemented yet") == 1, function
+    assert "9 checks (4 hidden) │ 0/33 │ error │ softmax() is not implemented yet" in text
+    assert len(to_text(result, width=80).splitlines()) < 40
+
+
+def test_a_fully_passing_table_has_no_why_column_and_fits_80_columns(course):
+    result = grade("assignment3", FIXTURES / "assignment3" / "correct", course=course, device="cpu")
+    text = to_text(result, width=80)
+    assert "Why" not in text
+    assert all(len(line.rstrip()) <= 80 for line in text.splitlines())
+    assert "…" not in text  # no check name cut short
+    assert re.search(r"softmax_cross_entropy with logits of 1e4 \(hidden\) +│ +10/10 │ passed", text)
+
+
+PRINTING = (
+    "print('hello from import')\n"
+    "def double(x):\n"
+    "    if x < 0:\n"
+    "        print('negative', x)\n"
+    "        print('still negative')\n"
+    "        print('done')\n"
+    "    return x + x\n"
+)
+
+
+def test_output_is_filed_under_the_check_that_printed_it(tmp_path):
+    result = _grade(tmp_path, PRINTING)
+    printed = dict(result.printed)
+    assert printed[""] == "hello from import\n"
+    assert printed["public/test_toy.py::test_double_negative"] == (
+        "negative -2\nstill negative\ndone\n"
+    )
+    assert "public/test_toy.py::test_double" not in printed
+
+
+def test_hidden_output_is_counted_and_v_shows_it_next_to_its_check(tmp_path):
+    result = _grade(tmp_path, PRINTING)
+    assert "your code printed 4 lines; -v shows them" in to_text(result, width=80)
+    assert "negative -2" not in to_text(result, width=80)
+    verbose = to_text(result, verbose=True, width=100)
+    row = verbose.index("double of a negative number")
+    assert row < verbose.index("negative -2") < verbose.index("Total")
+    assert verbose.index("hello from import") > verbose.index("Total")
+    assert "while it was imported" in verbose
+    assert "-v shows them" not in verbose

@@ -18,6 +18,7 @@ import contextlib
 import copy
 import json
 import os
+import select
 import signal
 import subprocess
 import sys
@@ -161,37 +162,96 @@ class MissingName(StudentError):
     status = "failed"
 
 
+IMPORT_SECTION = ""  # the label of what the submission printed while it was imported
+
+
 class CapturedOutput:
-    """Drains the worker's stdout/stderr on a thread, keeping only the first `limit` bytes."""
+    """Drains the worker's stdout/stderr on a thread, keeping only the first `limit` bytes,
+    and files what was printed under labels (`cut`): a check's id, or `IMPORT_SECTION`.
+
+    The drain thread and `cut` read the pipe under one lock, so `cut` first reads whatever
+    the worker has already written: a worker writes its output (unbuffered) before it sends
+    the reply a check waits for, so a check's output is filed under that check.
+    """
+
+    # Reads of what is pending at a cut: a worker that prints forever cannot hold it up.
+    MAX_CUT_READS = 64
 
     def __init__(self, limit: int) -> None:
         self.limit = limit
         self.kept = bytearray()
         self.total = 0
         self._lock = threading.Lock()
+        self._fd: int | None = None
+        self._cuts: list[tuple[str, int, int]] = []  # (label, kept end, total end)
 
     def drain(self, stream: Any) -> threading.Thread:
+        fd = stream.fileno()
+        os.set_blocking(fd, False)
+        with self._lock:
+            self._fd = fd
+
         def run() -> None:
             with contextlib.suppress(OSError, ValueError):
-                while chunk := stream.read1(1 << 16):
+                while True:
+                    select.select([fd], [], [])
                     with self._lock:
-                        self.total += len(chunk)
-                        room = self.limit - len(self.kept)
-                        if room > 0:
-                            self.kept += chunk[:room]
-            stream.close()
+                        if self._read(fd) == b"":
+                            break
+            with self._lock:
+                if self._fd == fd:
+                    self._fd = None
+                stream.close()
 
         thread = threading.Thread(target=run, daemon=True)
         thread.start()
         return thread
 
+    def _read(self, fd: int) -> bytes | None:
+        """One read of what is pending (called with the lock held): the bytes, b"" at the
+        end of the stream, None when nothing is pending now."""
+        try:
+            chunk = os.read(fd, 1 << 16)
+        except BlockingIOError:
+            return None
+        self.total += len(chunk)
+        room = self.limit - len(self.kept)
+        if room > 0:
+            self.kept += chunk[:room]
+        return chunk
+
+    def cut(self, label: str) -> None:
+        """File everything printed since the previous cut under `label`."""
+        with self._lock:
+            if self._fd is not None:
+                with contextlib.suppress(OSError):
+                    for _ in range(self.MAX_CUT_READS):
+                        if not self._read(self._fd):
+                            break
+            self._cuts.append((label, len(self.kept), self.total))
+
+    def sections(self) -> list[tuple[str, str]]:
+        """(label, text) of every cut that holds output, its text escaped as `text()`'s is."""
+        found = []
+        kept_start = total_start = 0
+        with self._lock:
+            for label, kept_end, total_end in self._cuts:
+                dropped = (total_end - total_start) - (kept_end - kept_start)
+                if total_end > total_start:
+                    found.append((label, self._shown(kept_start, kept_end, dropped)))
+                kept_start, total_start = kept_end, total_end
+        return found
+
+    def _shown(self, start: int, end: int, dropped: int) -> str:
+        text = printable(self.kept[start:end].decode("utf-8", errors="replace"), self.limit)
+        if dropped:
+            text += f"\n[... {dropped} more bytes of output dropped]"
+        return text
+
     def text(self) -> str:
         """What was kept, decoded, with control codes escaped (it may reach a terminal)."""
         with self._lock:
-            text = printable(self.kept.decode("utf-8", errors="replace"), self.limit)
-            if self.total > len(self.kept):
-                text += f"\n[... {self.total - len(self.kept)} more bytes of output dropped]"
-            return text
+            return self._shown(0, len(self.kept), self.total - len(self.kept))
 
 
 class Sandbox:
@@ -245,7 +305,10 @@ class Sandbox:
     def _start(self) -> None:
         if self._process is None:
             self._spawn()
-        self._await_ready()
+        try:
+            self._await_ready()
+        finally:
+            self.output.cut(IMPORT_SECTION)
 
     def _prepare_folder(self) -> Path:
         """A private folder for the next worker: a fresh copy of the submission and a home.
