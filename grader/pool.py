@@ -158,7 +158,7 @@ def _grade_one(student: Student, config: WorkerConfig, course: Course) -> dict[s
         return _failure("error", f"internal grader error: {type(error).__name__}: {error}", started)
     return {
         "status": "graded",
-        "message": _grade_message(result.tests),
+        "message": _grade_message(result.tests) or " ".join(result.notes),
         "report": result.to_dict(),
         "formats": {fmt: FORMATS[fmt](result) for fmt in config.formats},
         "duration_s": time.monotonic() - started,

@@ -82,6 +82,8 @@ class Grade:
     printed: tuple[tuple[str, str], ...] = ()
     """(check id, text) of what the submission printed during each check that printed; the
     id is "" for what it printed while being imported. `student_output` holds all of it."""
+    notes: tuple[str, ...] = ()
+    """What the student should know about what was graded (which of two copies of a file)."""
     import_error: str = ""
     """Why the submission could not be imported (a syntax error, a forbidden import, a hang
     at import...), when it could not: every check that needed it failed for this reason."""
@@ -114,6 +116,7 @@ class Grade:
             printed=tuple(
                 (one_line(ident), printable(text, OUTPUT_LIMIT)) for ident, text in self.printed
             ),
+            notes=tuple(one_line(note, 1000) for note in self.notes),
             import_error=printable(self.import_error, MESSAGE_LIMIT),
         )
 
@@ -134,6 +137,7 @@ class Grade:
             "public_only": self.public_only,
             "submission": asdict(shown.submission),
             "import_error": shown.import_error or None,
+            "notes": list(shown.notes),
             "sandbox": {
                 "limits": self.worker.get("limits", []),
                 "protections": self.worker.get("protections", {}),

@@ -231,6 +231,7 @@ def grade(
         public_only=public_only or assignment.release_bundle,
         student_output=sandbox.output.text(),
         printed=tuple(sandbox.output.sections()),
+        notes=prepared.notes,
         import_error=sandbox.import_failure.message if sandbox.import_failure else "",
         worker={
             "starts": sandbox.starts,

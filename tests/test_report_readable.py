@@ -111,3 +111,14 @@ def test_hidden_output_is_counted_and_v_shows_it_next_to_its_check(tmp_path):
     assert verbose.index("hello from import") > verbose.index("Total")
     assert "while it was imported" in verbose
     assert "-v shows them" not in verbose
+
+
+def test_the_report_says_which_of_two_copies_was_graded(tmp_path):
+    course = make_course(tmp_path, PUBLIC)
+    (tmp_path / "submission" / "toy").mkdir()
+    (tmp_path / "submission" / "toy" / "toy.py").write_text("def double(x):\n    return 0\n")
+    result = grade("toy", tmp_path / "submission", course=load_course(course), device="cpu")
+    note = "graded toy.py; toy/toy.py was ignored (a submission holds one copy of each file)."
+    assert result.score == 5 and result.notes == (note,)
+    assert result.to_dict()["notes"] == [note]
+    assert note in " ".join(to_text(result, width=80).split())

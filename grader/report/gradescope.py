@@ -61,6 +61,7 @@ def _summary(grade: Grade) -> str:
             f"{len(hidden)} hidden checks ({points:g} points) count towards your score; their "
             f"results and your total {when}.",
         ]
+    lines.extend(grade.notes)
     lines.append(f"Inputs seeded with {grade.seed}; grader {grade.grader_version}.")
     return "\n".join(lines)
 

@@ -168,6 +168,7 @@ def renderables(grade: Grade, verbose: bool = False) -> Group:
     if grade.public_only:
         footer += " · public checks only: hidden checks run when you submit"
     parts.append(Text(footer, style="dim"))
+    parts.extend(Text(note, style="yellow") for note in grade.notes)
     if not verbose:
         count = _printed_count(grade)
         if count is not None:
