@@ -8,6 +8,7 @@ import csv
 import io
 import json
 import os
+import sys
 import zipfile
 from pathlib import Path
 
@@ -317,3 +318,11 @@ def test_the_summary_lists_the_exports_and_warnings(lms_class):
     assert result.summary["lms"]["exports"]["canvas"] == {"rows": 3, "left_out": []}
     assert result.summary["warnings"] == list(result.warnings)
     assert set(json.loads((output / "summary.json").read_text())) >= {"lms", "warnings"}
+
+
+def test_a_gradescope_export_without_pyyaml_says_how_to_install_it(tmp_path, monkeypatch):
+    subs = tmp_path / "export"
+    _write(subs / "submission_metadata.yml", METADATA)
+    monkeypatch.setitem(sys.modules, "yaml", None)  # as if PyYAML were not installed
+    with pytest.raises(BadInput, match=r"needs PyYAML: pip install 'dl-grader\[lms\]'"):
+        find_students(subs, files=FILES)
