@@ -8,6 +8,7 @@ Exit codes: 0 graded, 1 graded but under --fail-under, 2 bad input, 3 internal e
 from __future__ import annotations
 
 import click
+from click.shell_completion import CompletionItem
 
 from grader import __version__
 
@@ -21,6 +22,15 @@ class AssignmentGroup(click.Group):
         if args and args[0] not in self.commands and not args[0].startswith("-"):
             return None, self.commands["run"], args
         return super().resolve_command(ctx, args)
+
+    def shell_complete(self, ctx: click.Context, incomplete: str) -> list[CompletionItem]:
+        """Complete the first word: a subcommand, or an assignment to grade."""
+        from grader.cli.common import complete_assignment
+
+        found = super().shell_complete(ctx, incomplete)
+        if incomplete.startswith("-"):
+            return found
+        return complete_assignment(ctx, None, incomplete) + found
 
     def format_usage(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         formatter.write_usage("grade", "ASSIGNMENT [OPTIONS] | COMMAND [ARGS]...")
@@ -36,6 +46,7 @@ def cli() -> None:
       grade init assignment1             start working on assignment1
       grade assignment1                  grade ./assignment1
       grade assignment1 --help           all grading options
+      grade completion bash              shell completion (see its --help)
     """
 
 
@@ -46,13 +57,14 @@ def main() -> None:
 
 def _register() -> None:
     from grader.cli.batch import batch
+    from grader.cli.completion import completion
     from grader.cli.data import data
     from grader.cli.doctor import doctor
     from grader.cli.grading import run
     from grader.cli.release import release
     from grader.cli.starting import init, list_assignments
 
-    for command in (run, list_assignments, init, doctor, batch, release, data):
+    for command in (run, list_assignments, init, doctor, batch, release, data, completion):
         cli.add_command(command)
 
 

@@ -26,7 +26,13 @@ from rich.table import Table
 from rich.text import Text
 
 from grader.batch import EXPORTS, FORMAT_EXTENSIONS, BatchPlan, BatchResult, grade_batch
-from grader.cli.common import course_option, data_dir_option, grading_options, handle_errors
+from grader.cli.common import (
+    assignment_argument,
+    course_option,
+    data_dir_option,
+    grading_options,
+    handle_errors,
+)
 from grader.course import load_course
 from grader.report.gradebook import StudentResult
 from grader.safetext import one_line
@@ -232,7 +238,7 @@ def render_summary(result: BatchResult, console: Console) -> None:
 
 
 @click.command("batch", short_help="Grade a folder of submissions into a gradebook.")
-@click.argument("assignment")
+@assignment_argument
 @click.argument("submissions", type=click.Path(path_type=Path))
 @click.option(
     "-o",
