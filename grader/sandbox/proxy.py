@@ -192,9 +192,11 @@ class CapturedOutput:
             self._fd = fd
 
         def run() -> None:
+            ready = select.poll()  # not select(): no limit on the descriptor's number
+            ready.register(fd, select.POLLIN | select.POLLHUP | select.POLLERR)
             with contextlib.suppress(OSError, ValueError):
                 while True:
-                    select.select([fd], [], [])
+                    ready.poll()
                     with self._lock:
                         if self._read(fd) == b"":
                             break
