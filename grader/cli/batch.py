@@ -187,11 +187,11 @@ def failed_checks_table(result: BatchResult) -> Table | None:
 
 
 def problems_table(result: BatchResult) -> Table | None:
-    """Submissions that could not be graded, and why."""
+    """Submissions that were not graded normally (rejected, or never imported), and why."""
     problems = [r for r in result.rows if r.status not in ("graded", "pending") or r.reason]
     if not problems:
         return None
-    table = Table(title="Not graded", title_justify="left")
+    table = Table(title="Not graded normally", title_justify="left")
     table.add_column("Student")
     table.add_column("Status")
     table.add_column("Why")
