@@ -7,7 +7,8 @@ does) in this checkout and in the baseline checkout, alternating rounds between 
 that a machine's changing load hits both alike, and prints each one's median and their
 ratio. Each round is a new process per checkout that imports the grader once and grades
 `--repeats` times; the reference cache is warmed first, so the figures are what a student's
-repeated `grade` costs. The fixtures and the course are this checkout's for both.
+repeated `grade` costs. Each checkout grades with its own course and fixtures (the checks
+change with the grader).
 """
 
 from __future__ import annotations
@@ -49,7 +50,7 @@ DEFAULT = "assignment1,assignment2,assignment3,assignment4,assignment5,assignmen
 
 def one_round(tree: Path, names: str, repeats: int, data: str) -> dict[str, list[float]]:
     done = subprocess.run(
-        [sys.executable, "-c", ROUND, str(tree), str(ROOT), str(repeats), names],
+        [sys.executable, "-c", ROUND, str(tree), str(tree), str(repeats), names],
         capture_output=True, text=True, check=True, cwd=tree,
         env={"PATH": "/usr/bin:/bin", "DL_GRADER_DATA": data, "HOME": data},
     )  # fmt: skip

@@ -38,17 +38,19 @@ from grader.atomicfile import write_atomic
 from grader.course import Assignment, Course, load_course
 from grader.errors import BadInput
 from grader.fingerprint import grade_fingerprint
+from grader.lms import class_list, exports
 from grader.pool import Job, Pool, Student, WorkerConfig
 from grader.refcache import CacheStats
 from grader.report.gradebook import (
     Column,
     StudentResult,
     check_columns,
+    csv_bytes,
     gradebook_csv,
     summarize,
 )
 from grader.result import CheckResult
-from grader.roster import find_students, source_hash
+from grader.roster import find_students, source_hash, stage
 from grader.runner import DEFAULT_SEED, grade, resolve_device
 from grader.safecopy import shown
 from grader.safetext import one_line
@@ -56,6 +58,7 @@ from grader.sandbox.limits import Limits
 
 PROBLEM_STATUSES = ("error", "timeout", "crashed")
 FORMAT_EXTENSIONS = {"gradescope": "json", "junit": "xml", "markdown": "md", "table": "txt"}
+EXPORTS = ("canvas", "moodle")
 WATCHDOG_GRACE_S = 60.0
 
 
@@ -72,6 +75,7 @@ class BatchPlan:
     up_to_date: int
     jobs: int
     ignored: tuple[str, ...]
+    warnings: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -90,6 +94,9 @@ class BatchResult:
     interrupted: bool
     cache: CacheStats
     ignored: tuple[str, ...] = ()
+    warnings: tuple[str, ...] = ()
+    exports: tuple[str, ...] = ()
+    """The LMS files written (`canvas.csv`, `moodle.csv`)."""
 
     @property
     def gradebook(self) -> Path:
@@ -172,6 +179,7 @@ def _row(document: dict[str, Any], graded_now: bool = False) -> StudentResult:
         duration_s=float(document.get("duration_s", 0.0)),
         checks=checks,
         graded_now=graded_now,
+        import_error=one_line(document.get("import_error") or ""),
     )
 
 
@@ -217,6 +225,10 @@ def grade_batch(
     on_result: Callable[[StudentResult], None] | None = None,
     watchdog_s: float | None = None,
     grade_function: Callable[..., Any] = grade,
+    roster: Path | None = None,
+    lms_exports: Iterable[str] = (),
+    lms_column: str | None = None,
+    bom: bool = False,
 ) -> BatchResult:
     """Grade every submission in `submissions` into `output`; see the module docstring.
 
@@ -227,7 +239,11 @@ def grade_batch(
     and KeyboardInterrupt propagates. `watchdog_s` is how long one grade may take before its
     grading process is stopped (default: the assignment's total and import time limits plus
     a minute). `grade_function` stands in for `grader.runner.grade` (tests use it to
-    simulate a grading process that hangs or dies).
+    simulate a grading process that hangs or dies). `roster` (a class list, see
+    `grader.lms.class_list`) maps submissions to students for `lms_exports` (`canvas`,
+    `moodle`: `OUT/canvas.csv`, `OUT/moodle.csv`; Canvas's assignment column is
+    `lms_column`, default the assignment's name); `bom` writes every CSV with a byte-order
+    mark, for Excel.
     """
     started = time.monotonic()
     course = course or load_course()
@@ -240,9 +256,16 @@ def grade_batch(
         raise BadInput(
             f"unknown batch format {unknown[0]!r} (choose from {', '.join(FORMAT_EXTENSIONS)})."
         )
+    lms_exports = tuple(dict.fromkeys(lms_exports))
+    if any(e not in EXPORTS for e in lms_exports):
+        raise BadInput(f"unknown export (choose from {', '.join(EXPORTS)}).")
+    people = class_list.load(Path(roster)) if roster is not None else None
     limits = limits or assignment.limits
     device = device if device == "cpu" else resolve_device(device)
-    students, ignored = find_students(Path(submissions))
+    output = Path(output)
+    students, ignored, warnings = find_students(
+        Path(submissions), files=assignment.files, output=output
+    )
     by_name = {s.shown: s for s in students} | {s.name: s for s in students}
     selected = set()
     for name in dict.fromkeys(only):
@@ -251,12 +274,12 @@ def grade_batch(
             hint = f" Did you mean '{close[0]}'?" if close else ""
             raise BadInput(f"no submission named {name!r} in {shown(submissions)}.{hint}")
         selected.add(by_name[name].name)
-    output = Path(output)
     try:
         (output / "results").mkdir(parents=True, exist_ok=True)
     except OSError as error:
         raise BadInput(f"cannot create {output}: {error.strerror or error}") from error
     _remove_torn_files(output, formats)
+    students = [stage(student, output / ".staging") for student in students]
 
     base = grade_fingerprint(assignment, seed, device, public_only, limits)
     options = {"seed": seed, "device": device, "public_only": public_only}
@@ -287,7 +310,15 @@ def grade_batch(
     for student in students:
         rows.setdefault(student.name, StudentResult(student.shown, "pending"))
 
-    plan = BatchPlan(assignment.name, len(students), len(tasks), up_to_date, jobs, tuple(ignored))
+    plan = BatchPlan(
+        assignment.name,
+        len(students),
+        len(tasks),
+        up_to_date,
+        jobs,
+        tuple(ignored),
+        tuple(warnings),
+    )
     if on_plan is not None:
         on_plan(plan)
 
@@ -364,7 +395,12 @@ def grade_batch(
             cache=stats,
             ignored=ignored,
         )
-        write_atomic(output / "gradebook.csv", gradebook_csv(ordered, columns).encode())
+        summary["warnings"] = [one_line(w) for w in warnings]
+        written = _write_exports(
+            output, students, ordered, people, lms_exports, lms_column or assignment.name, bom
+        )
+        summary["lms"] = written
+        write_atomic(output / "gradebook.csv", csv_bytes(gradebook_csv(ordered, columns), bom))
         write_atomic(output / "summary.json", (json.dumps(summary, indent=2) + "\n").encode())
     return BatchResult(
         assignment=assignment.name,
@@ -379,4 +415,43 @@ def grade_batch(
         interrupted=interrupted,
         cache=stats,
         ignored=tuple(ignored),
+        warnings=tuple(warnings),
+        exports=tuple(f"{name}.csv" for name in written["exports"]),
     )
+
+
+def _write_exports(
+    output: Path,
+    students: list[Student],
+    rows: list[StudentResult],
+    roster: class_list.ClassList | None,
+    formats: tuple[str, ...],
+    column: str,
+    bom: bool,
+) -> dict[str, Any]:
+    """Write the LMS files asked for; what summary.json says of them: who the roster could
+    not match, and for each file the rows written and the people left out of it."""
+    graded = [
+        (student.name, student.people, row.score)
+        for student, row in zip(students, rows, strict=True)
+        if row.status != "pending"
+    ]
+    grades = class_list.grades_for(graded, roster)
+    written: dict[str, Any] = {
+        "roster": roster is not None,
+        "unmatched_submissions": [shown(n) for n in grades.unmatched],
+        "roster_without_submission": [one_line(n) for n in grades.missing],
+        "roster_with_several_submissions": [one_line(n) for n in grades.ambiguous],
+        "exports": {},
+    }
+    for name in formats:
+        usable = exports.canvas_can_match if name == "canvas" else exports.moodle_identifier
+        kept = [(person, score) for person, score in grades.grades if usable(person)]
+        left_out = [person for person, _ in grades.grades if not usable(person)]
+        text = exports.canvas_csv(kept, column) if name == "canvas" else exports.moodle_csv(kept)
+        write_atomic(output / f"{name}.csv", csv_bytes(text, bom))
+        written["exports"][name] = {
+            "rows": len(kept),
+            "left_out": [one_line(p.name or "?") for p in left_out],
+        }
+    return written

@@ -99,6 +99,15 @@ def _fmt(x: float) -> str:
     return f"{x:.6g}"
 
 
+def _relative_error_line(rel_err: np.ndarray, defined: np.ndarray) -> str:
+    """The largest relative error among the values off; a relative error is not defined
+    where 0 was expected, so when every value off is there, the line says so instead of
+    reporting the 0 of an empty maximum."""
+    if not defined.any():
+        return "max rel error: none (every value off is where 0 was expected)"
+    return f"max rel error (values off, where expected != 0): {np.max(rel_err[defined]):.3e}"
+
+
 def assert_close(
     got: Any,
     want: Any,
@@ -154,8 +163,7 @@ def assert_close(
     details += [
         f"values off: {int(wrong.sum())} of {wrong.size}",
         f"max abs error: {np.nanmax(abs_err):.3e}",
-        f"max rel error (where expected != 0): "
-        f"{np.max(np.where((w != 0) & np.isfinite(rel_err), rel_err, 0.0)):.3e}",
+        _relative_error_line(rel_err, wrong & (w != 0) & np.isfinite(rel_err)),
         f"worst at {where or 'the scalar'}: got {_fmt(g.flat[worst])}, "
         f"expected {_fmt(w.flat[worst])}",
     ]

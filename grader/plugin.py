@@ -267,8 +267,10 @@ class GradePlugin:
             score = round(points * credit.fraction, 4)
             status = "passed" if credit.fraction >= 1 else "failed"
             message = credit.message
+        ident = check_id(item, self.assignment.checks_dir)
+        self.sandbox.output.cut(ident)  # what the submission printed during this check
         result = CheckResult(
-            id=check_id(item, self.assignment.checks_dir),
+            id=ident,
             name=check_name(item),
             score=score,
             max_score=points,

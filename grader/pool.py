@@ -31,6 +31,7 @@ from typing import Any
 
 from grader.course import Course
 from grader.errors import BadInput, GraderError
+from grader.lms import Person
 from grader.refcache import CacheStats, ReferenceCache, activate
 from grader.report import FORMATS
 from grader.runner import grade
@@ -60,6 +61,11 @@ class Student:
     problem: str = ""
     shown: str = ""
     stem: str = ""
+    files: tuple[tuple[str, str], ...] = ()
+    """For files of a bulk download (`path` is then its folder): (name there, name graded
+    under) of each; the batch copies them into a folder of their own before grading."""
+    people: tuple[Person, ...] = ()
+    """Who handed it in, as the LMS export that held it says (Canvas or Gradescope ids)."""
 
 
 @dataclass(frozen=True)
@@ -158,7 +164,7 @@ def _grade_one(student: Student, config: WorkerConfig, course: Course) -> dict[s
         return _failure("error", f"internal grader error: {type(error).__name__}: {error}", started)
     return {
         "status": "graded",
-        "message": _grade_message(result.tests),
+        "message": _grade_message(result.tests) or " ".join(result.notes),
         "report": result.to_dict(),
         "formats": {fmt: FORMATS[fmt](result) for fmt in config.formats},
         "duration_s": time.monotonic() - started,

@@ -30,6 +30,21 @@ from grader.result import Grade
 from grader.runner import DEFAULT_SEED, grade
 
 IGNORED = shutil.ignore_patterns("__pycache__", "*.pyc", ".pytest_cache", ".DS_Store")
+REQUIREMENTS = "requirements.txt"
+
+
+def default_requirement() -> str:
+    """The pip requirement of this grader's own version, which a bundle pins by default."""
+    return f"dl-grader=={__version__}"
+
+
+def _requirements(requirement: str) -> str:
+    return (
+        "# The grader this assignment is graded with, pinned to the version the course uses:\n"
+        "#   pip install -r requirements.txt      (torch first, for a CPU-only machine:\n"
+        "#   pip install torch --index-url https://download.pytorch.org/whl/cpu)\n"
+        f"{requirement}\n"
+    )
 
 
 @dataclass(frozen=True)
@@ -100,9 +115,11 @@ def _readme(assignment: Assignment, public: float, hidden: float) -> str:
 Your work goes in `{name}/` ({", ".join(assignment.files)}); the exercise is in
 `{name}/README.md`.
 
-Grade it from this folder, with the course's grader installed:
+Grade it from this folder, with the course's grader installed (`requirements.txt` pins
+it):
 
 ```bash
+pip install -r requirements.txt
 grade {name}
 ```
 
@@ -134,7 +151,13 @@ def _check_output(output: Path, force: bool) -> None:
 
 
 def _copy_bundle(
-    assignment: Assignment, stage: Path, recorder: Recorder, seed: int, public: float, hidden: float
+    assignment: Assignment,
+    stage: Path,
+    recorder: Recorder,
+    seed: int,
+    public: float,
+    hidden: float,
+    requirement: str,
 ) -> None:
     name = assignment.name
     target = stage / "assignments" / name
@@ -154,6 +177,7 @@ def _copy_bundle(
         shutil.copy2(assignment.readme, target / "README.md")
         shutil.copy2(assignment.readme, stage / name / "README.md")
     (stage / "README.md").write_text(_readme(assignment, public, hidden), encoding="utf-8")
+    (stage / REQUIREMENTS).write_text(_requirements(requirement), encoding="utf-8")
 
 
 def _verify(
@@ -186,12 +210,18 @@ def build_release(
     solution: Path | None = None,
     force: bool = False,
     seed: int = DEFAULT_SEED,
+    requirement: str | None = None,
 ) -> Release:
     """Write the student bundle of `assignment_name` to `output` and verify it.
 
     `solution` is a known-correct submission: the answers it makes the reference give are
     recorded too, and the bundle must give it the same full public score as the course.
+    `requirement` is the pip requirement of the grader that the bundle's requirements.txt
+    pins (default: this grader's version on the package index, `dl-grader==VERSION`).
     """
+    requirement = requirement or default_requirement()
+    if "\n" in requirement or "\r" in requirement or not requirement.strip():
+        raise BadInput("--grader-requirement must be one pip requirement on one line.")
     course = course or load_course()
     assignment = course.assignment(assignment_name)
     if not assignment.public_checks.is_dir():
@@ -222,7 +252,7 @@ def build_release(
     output.parent.mkdir(parents=True, exist_ok=True)
     stage = Path(tempfile.mkdtemp(prefix=f".{output.name}.", dir=output.parent))
     try:
-        _copy_bundle(assignment, stage, recorder, seed, public, hidden)
+        _copy_bundle(assignment, stage, recorder, seed, public, hidden, requirement)
         verified = _verify(assignment, stage, grades, seed)
         if output.exists():
             shutil.rmtree(output)

@@ -79,6 +79,14 @@ class Grade:
     """When students may see hidden checks' results (LMS formats), from assignment.toml."""
     resumed_checks: int = 0
     """Checks reported from the journal of an interrupted run instead of being run again."""
+    printed: tuple[tuple[str, str], ...] = ()
+    """(check id, text) of what the submission printed during each check that printed; the
+    id is "" for what it printed while being imported. `student_output` holds all of it."""
+    notes: tuple[str, ...] = ()
+    """What the student should know about what was graded (which of two copies of a file)."""
+    import_error: str = ""
+    """Why the submission could not be imported (a syntax error, a forbidden import, a hang
+    at import...), when it could not: every check that needed it failed for this reason."""
 
     @property
     def score(self) -> float:
@@ -105,6 +113,11 @@ class Grade:
             ),
             tests=tuple(t.shown() for t in self.tests),
             student_output=printable(self.student_output, OUTPUT_LIMIT),
+            printed=tuple(
+                (one_line(ident), printable(text, OUTPUT_LIMIT)) for ident, text in self.printed
+            ),
+            notes=tuple(one_line(note, 1000) for note in self.notes),
+            import_error=printable(self.import_error, MESSAGE_LIMIT),
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -123,6 +136,8 @@ class Grade:
             "duration_s": round(self.duration_s, 3),
             "public_only": self.public_only,
             "submission": asdict(shown.submission),
+            "import_error": shown.import_error or None,
+            "notes": list(shown.notes),
             "sandbox": {
                 "limits": self.worker.get("limits", []),
                 "protections": self.worker.get("protections", {}),

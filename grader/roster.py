@@ -4,7 +4,12 @@ fingerprint of what each handed in.
 Each child of the folder is one student: a folder, named by its name, or a .zip, named by its
 stem -- or by its whole name when the stem is taken, so `victim.zip` beside `victim/` is a
 second student rather than a reason to reject `victim`. Hidden entries, `__MACOSX` and
-`__pycache__` are skipped; other files are listed as ignored. A child that is a symbolic link
+`__pycache__` are skipped; other files are listed as ignored. Two layouts an LMS exports are
+read too: the flat `name_12345_67890_file.py` files of a Canvas bulk download are grouped
+per student (`stage` copies each student's files into a folder of their own before they are
+graded), and the folders of a Gradescope export are named by who submitted them. The
+batch's own output folder, and any folder an earlier batch wrote a gradebook into, is never
+a student. A child that is a symbolic link
 to a folder (or named .zip) is a student whose row says it was not read: nothing is read
 through a link (`subs/eve -> alice` must not grade alice's code as eve's).
 
@@ -20,18 +25,22 @@ stems, so a resumed batch finds every result it wrote.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import re
+import shutil
 import stat
 from collections import Counter
+from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from grader.errors import BadInput
+from grader.lms import Person, canvas, gradescope_export
 from grader.pool import Student
-from grader.safecopy import FILE_FLAGS, kind, shown
-from grader.submission import ignored
+from grader.safecopy import FILE_FLAGS, copy_files, kind, shown
+from grader.submission import MAX_EXTRACTED_BYTES, MAX_FILES, ignored
 
 SKIPPED_NAMES = ("__MACOSX", "__pycache__")
 PLAIN_NAME = re.compile(r"\w[\w.\- ]*")
@@ -90,20 +99,79 @@ def _problem(entry: os.DirEntry[str]) -> str | None:
     return "" if entry.is_file(follow_symlinks=False) and _is_zip_name(entry.name) else None
 
 
-def find_students(folder: Path) -> tuple[list[Student], list[str]]:
-    """The students in `folder` (sorted by name) and the names of children that are not one
-    (as `shown`)."""
+class Found(NamedTuple):
+    """What a submissions folder holds: the students (sorted by name), the names of children
+    that are no submission (as `shown`), and what the person running the batch should know
+    (a folder left out, names that differ only in case)."""
+
+    students: list[Student]
+    ignored: list[str]
+    warnings: list[str]
+
+
+def _is_output(folder: Path, entry: os.DirEntry[str], output: Path | None) -> bool:
+    """Whether the child is the batch's output folder (or holds it), so never a student."""
+    if output is None:
+        return False
+    child, out = os.path.realpath(folder / entry.name), os.path.realpath(output)
+    return out == child or out.startswith(child + os.sep)
+
+
+def _is_earlier_output(entry: os.DirEntry[str]) -> bool:
+    """Whether the child is a folder an earlier batch wrote its gradebook into."""
+    if entry.is_symlink() or not entry.is_dir(follow_symlinks=False):
+        return False
+    with contextlib.suppress(OSError):
+        names = set(os.listdir(entry.path))
+        return {"gradebook.csv", "summary.json", "results"} <= names
+    return False
+
+
+def _case_warnings(names: list[str]) -> list[str]:
+    by_fold: dict[str, list[str]] = {}
+    for name in names:
+        by_fold.setdefault(name.casefold(), []).append(name)
+    return [
+        f"{' and '.join(shown(n) for n in same)} differ only in case: a case-insensitive disk "
+        "(macOS, Windows) would make them one folder; check that they are different students."
+        for same in by_fold.values()
+        if len(same) > 1
+    ]
+
+
+def find_students(
+    folder: Path, *, files: tuple[str, ...] = (), output: Path | None = None
+) -> Found:
+    """The students in `folder`: its folders and zips, each student's files of a Canvas bulk
+    download (`files`, the assignment's, say which names its renamed copies get back), and
+    the submission folders of a Gradescope export, named by who submitted them. `output`,
+    the batch's output folder, is never a student, nor is an earlier batch's output."""
     if not folder.exists():
         raise BadInput(f"submissions folder not found: {shown(folder)}")
     if not folder.is_dir():
         raise BadInput(
             f"{shown(folder)} is not a folder (give the folder that holds the submissions)."
         )
+    gradescope = os.path.lexists(folder / gradescope_export.METADATA)
+    submitters = gradescope_export.read_metadata(folder) if gradescope else {}
     children: dict[str, str] = {}
-    ignored = []
+    bulk: list[canvas.BulkFile] = []
+    ignored, warnings = [], []
     with os.scandir(folder) as entries:
         for entry in sorted(entries, key=lambda e: e.name):
             if entry.name.startswith(".") or entry.name in SKIPPED_NAMES:
+                continue
+            if gradescope and entry.name == gradescope_export.METADATA:
+                continue
+            if _is_output(folder, entry, output) or _is_earlier_output(entry):
+                warnings.append(
+                    f"{shown(entry.name)} is the output folder of a batch; it is not graded "
+                    "as a student (keep -o outside the submissions folder)."
+                )
+                continue
+            found = canvas.bulk_file(entry.name)
+            if found is not None and entry.is_file(follow_symlinks=False):
+                bulk.append(found)  # a link is never a file here: is_file does not follow it
                 continue
             problem = _problem(entry)
             if problem is None:
@@ -111,15 +179,63 @@ def find_students(folder: Path) -> tuple[list[Student], list[str]]:
             else:
                 children[entry.name] = problem
     names = _student_names(list(children))
-    stems = file_stems(list(names.values()))
-    found = []
+    for child in children:
+        people = submitters.get(child, ())
+        if any(p.name for p in people):
+            names[child] = " & ".join(p.name for p in people if p.name)
+    groups = canvas.group(bulk, files)
+    taken = Counter([*names.values(), *(name for name, _ in groups)])
+    for child, name in list(names.items()):
+        if taken[name] > 1 and name != child:
+            names[child] = f"{name} ({child})"
+    group_names = {key: key[0] if taken[key[0]] == 1 else f"{key[0]}_{key[1]}" for key in groups}
+    stems = file_stems([*names.values(), *group_names.values()])
+    found_students = []
     for child, name in names.items():
         problem = children[child] and (
             f"{children[child]}; a submission is read only from a folder or .zip that is "
             "itself in the submissions folder (links are never followed)."
         )
-        found.append(Student(name, folder / child, problem, shown(name), stems[name]))
-    return sorted(found, key=lambda s: (s.name.lower(), s.name)), ignored
+        people = submitters.get(child, ())
+        found_students.append(
+            Student(name, folder / child, problem, shown(name), stems[name], people=people)
+        )
+    for key, picked in groups.items():
+        name = group_names[key]
+        person = Person(name=key[0], canvas_id=key[1])
+        only = list(picked)
+        if len(only) == 1 and _is_zip_name(picked[only[0]]):  # a zip: graded as one
+            student = Student(name, folder / only[0], "", shown(name), stems[name])
+        else:
+            student = Student(
+                name, folder, "", shown(name), stems[name], files=tuple(sorted(picked.items()))
+            )
+        found_students.append(replace(student, people=(person,)))
+    found_students.sort(key=lambda s: (s.name.lower(), s.name))
+    warnings += _case_warnings([s.name for s in found_students])
+    return Found(found_students, ignored, warnings)
+
+
+def stage(student: Student, folder: Path) -> Student:
+    """A student whose files are scattered in a bulk download, copied into `folder/STEM`
+    under the names they are graded by (never through a link, as any submission is); the
+    student as it is otherwise, or with a problem if a file cannot be copied."""
+    if not student.files:
+        return student
+    target = folder / student.stem
+    shutil.rmtree(target, ignore_errors=True)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        copy_files(
+            student.path,
+            dict(student.files),
+            target,
+            max_files=MAX_FILES,
+            max_bytes=MAX_EXTRACTED_BYTES,
+        )
+    except BadInput as error:
+        return replace(student, problem=str(error), files=())
+    return replace(student, path=target, files=())
 
 
 def _hash_entry(digest: Any, path: str) -> None:

@@ -238,6 +238,9 @@ def grade(
         tests=tuple(plugin.results),
         public_only=public_only or assignment.release_bundle,
         student_output=sandbox.output.text(),
+        printed=tuple(sandbox.output.sections()),
+        notes=prepared.notes,
+        import_error=sandbox.import_failure.message if sandbox.import_failure else "",
         worker={
             "starts": sandbox.starts,
             "limits": sandbox.applied_limits,

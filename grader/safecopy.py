@@ -210,7 +210,50 @@ def _copy_subfolder(
         os.close(child)
 
 
-def _copy_file(source_fd: int, target_fd: int, name: str, where: str, budget: _Budget) -> None:
+def copy_files(
+    source: Path,
+    names: dict[str, str],
+    destination: Path,
+    *,
+    max_files: int,
+    max_bytes: int,
+) -> None:
+    """Copy the regular files `names` (source name -> name in the copy; plain names, no
+    folders) of the folder `source` into the new folder `destination`, as `copy_tree` would
+    copy them: never through a link, never opening anything but a regular file."""
+    budget = _Budget(str(source), max_files, max_bytes)
+    try:
+        source_fd = os.open(source, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    except OSError as error:
+        raise BadInput(f"cannot read {shown(source)}: {error.strerror or error}") from error
+    try:
+        destination.mkdir(mode=0o700)
+        target_fd = os.open(destination, DIR_FLAGS)
+        try:
+            for name, target in sorted(names.items()):
+                if "/" in target or target in ("", ".", ".."):
+                    raise BadInput(f"{shown(target)} is not a plain file name.")
+                budget.take_entry()
+                path = f"{source}/{name}"
+                try:
+                    _copy_file(source_fd, target_fd, name, path, budget, target)
+                except OSError as error:
+                    why = error.strerror or error
+                    raise BadInput(f"cannot read {shown(path)}: {why}") from error
+        finally:
+            os.close(target_fd)
+    finally:
+        os.close(source_fd)
+
+
+def _copy_file(
+    source_fd: int,
+    target_fd: int,
+    name: str,
+    where: str,
+    budget: _Budget,
+    target: str | None = None,
+) -> None:
     try:
         fd = os.open(name, FILE_FLAGS, dir_fd=source_fd)
     except OSError as error:
@@ -222,7 +265,7 @@ def _copy_file(source_fd: int, target_fd: int, name: str, where: str, budget: _B
         if not stat.S_ISREG(status.st_mode):
             raise refusal(where, kind(status.st_mode))
         mode = stat.S_IMODE(status.st_mode) & 0o777 | stat.S_IRUSR | stat.S_IWUSR
-        out = os.open(name, CREATE_FLAGS, mode, dir_fd=target_fd)
+        out = os.open(target or name, CREATE_FLAGS, mode, dir_fd=target_fd)
         try:
             while chunk := os.read(fd, min(CHUNK, budget.bytes_left + 1)):
                 budget.take_bytes(len(chunk))

@@ -49,6 +49,8 @@ class Submission:
     source: Path
     folder: Path
     sha256: str
+    notes: tuple[str, ...] = ()
+    """What a student should know about what was graded (which of two copies of a file)."""
 
 
 def ignored(name: str) -> bool:
@@ -80,17 +82,17 @@ def hash_files(folder: Path, files: tuple[str, ...]) -> str:
     return digest.hexdigest()
 
 
-def _holds_files(folder_fd: int, assignment: Assignment) -> bool:
-    """Whether the folder has an entry named like one of the assignment's files (a link
-    counts: the copy then refuses it by name, which says more than 'not found')."""
+def _present_file(folder_fd: int, assignment: Assignment) -> str | None:
+    """The first of the assignment's files that the folder has an entry for (a link counts:
+    the copy then refuses it by name, which says more than 'not found'), or None."""
     for name in assignment.files:
         try:
             mode = os.stat(name, dir_fd=folder_fd, follow_symlinks=False).st_mode
         except OSError:
             continue
         if not stat.S_ISDIR(mode):
-            return True
-    return False
+            return name
+    return None
 
 
 def _open_candidate(root_fd: int, parts: tuple[str, ...], label: str) -> int | None:
@@ -116,8 +118,11 @@ def _open_candidate(root_fd: int, parts: tuple[str, ...], label: str) -> int | N
     return fd
 
 
-def _find_folder(root_fd: int, assignment: Assignment, label: str) -> tuple[int, str] | None:
-    """The open folder holding the assignment's files, and how messages name it."""
+def _find_folder(
+    root_fd: int, assignment: Assignment, label: str
+) -> tuple[int, str, tuple[str, ...]] | None:
+    """The open folder holding the assignment's files, how messages name it, and a note for
+    each other place in the submission that holds them too (only the first is graded)."""
     with os.scandir(root_fd) as entries:
         children = [
             e.name
@@ -129,14 +134,28 @@ def _find_folder(root_fd: int, assignment: Assignment, label: str) -> tuple[int,
     candidates = [(), (assignment.name,)]
     if len(children) == 1:
         candidates += [(children[0],), (children[0], assignment.name)]
-    for parts in candidates:
-        fd = _open_candidate(root_fd, parts, label)
+    found: tuple[int, str, str] | None = None
+    notes = []
+    for parts in dict.fromkeys(candidates):
+        try:
+            fd = _open_candidate(root_fd, parts, label)
+        except BadInput:
+            if found is None:
+                raise
+            continue  # a place that is not graded is never read through a link
         if fd is None:
             continue
-        if _holds_files(fd, assignment):
-            return fd, "/".join([label, *parts])
+        name = _present_file(fd, assignment)
+        if name is not None and found is None:
+            found = (fd, "/".join([label, *parts]), "/".join([*parts, name]))
+            continue
         os.close(fd)
-    return None
+        if name is not None:
+            notes.append(
+                f"graded {shown(found[2])}; {shown('/'.join([*parts, name]))} was ignored "
+                "(a submission holds one copy of each file)."
+            )
+    return None if found is None else (found[0], found[1], tuple(notes))
 
 
 def extract_zip(archive: IO[bytes], name: str, destination: Path) -> None:
@@ -194,7 +213,7 @@ def _copy_found(root_fd: int, path: Path, assignment: Assignment, workdir: Path)
             f"no {wanted} in {shown(path)} (expected the file(s) directly in it or in "
             f"{shown(path / assignment.name)})."
         )
-    folder_fd, label = found
+    folder_fd, label, notes = found
     copy = workdir / "submission"
     try:
         copy_tree(
@@ -207,7 +226,9 @@ def _copy_found(root_fd: int, path: Path, assignment: Assignment, workdir: Path)
         )
     finally:
         os.close(folder_fd)
-    return Submission(source=path, folder=copy, sha256=hash_files(copy, assignment.files))
+    return Submission(
+        source=path, folder=copy, sha256=hash_files(copy, assignment.files), notes=notes
+    )
 
 
 def prepare(path: Path, assignment: Assignment, workdir: Path) -> Submission:
@@ -226,6 +247,12 @@ def prepare(path: Path, assignment: Assignment, workdir: Path) -> Submission:
             raise BadInput(f"{shown(path)} is neither a folder nor a .zip file.")
         with os.fdopen(os.dup(fd), "rb") as archive:
             if not zipfile.is_zipfile(archive):
+                archive.seek(0)
+                if path.name.lower().endswith(".zip") or archive.read(2) == b"PK":
+                    raise BadInput(
+                        f"{shown(path)} is not a readable zip file (it is cut short or "
+                        "damaged: make the zip again)."
+                    )
                 raise BadInput(f"{shown(path)} is neither a folder nor a .zip file.")
             unpacked = workdir / "unpacked"
             unpacked.mkdir()

@@ -102,7 +102,7 @@ def make_class(root: Path) -> dict[str, tuple[str, str]]:
         "eve": ("graded", "could not be imported"),
         "gina": ("graded", "timed out"),
         "hank": ("graded", ""),
-        "ivy": ("rejected", "neither a folder nor a .zip"),
+        "ivy": ("rejected", "not a readable zip file"),
         "jack": ("rejected", "unsafe path"),
         "kate": ("rejected", "symbolic link"),
         "liam": ("rejected", "more than 50 MB"),
@@ -174,8 +174,8 @@ def test_gradebook_has_one_row_per_student_and_a_column_per_check(graded_class):
     rows = _csv(output / "gradebook.csv")
     assert [r["student"] for r in rows] == sorted(expected)
     header = list(rows[0])
-    assert header[:5] == ["student", "score", "max_score", "percent", "status"]
-    checks = header[5:]
+    assert header[:6] == ["student", "score", "max_score", "percent", "status", "reason"]
+    checks = header[6:]
     assert len(checks) == 15
     assert "public/test_gates.py::test_and_truth_table" in checks
     alice = next(r for r in rows if r["student"] == "alice")
@@ -418,7 +418,7 @@ def test_students_are_the_folders_and_zips_and_a_changed_file_changes_the_hash(t
     (tmp_path / "a.zip").write_bytes(b"")
     (tmp_path / "__MACOSX").mkdir()
     (tmp_path / "notes.md").write_text("")
-    students, ignored = find_students(tmp_path)
+    students, ignored, _ = find_students(tmp_path)
     assert [s.name for s in students] == ["a", "b"]
     assert ignored == ["notes.md"]
     (tmp_path / "b" / "x.py").write_text("1")
@@ -565,7 +565,7 @@ def test_student_names_file_stems_and_the_hash_never_read_through_a_link(tmp_pat
     (tmp_path / "bob").mkdir()
     (tmp_path / "link.zip").symlink_to("/etc/shadow")
     (tmp_path / "notes.md").symlink_to("/etc/shadow")
-    students, ignored = find_students(tmp_path)
+    students, ignored, _ = find_students(tmp_path)
     by_name = {s.name: s for s in students}
     assert sorted(by_name) == ["Bob", "bob", "bob.zip", "link"]
     assert by_name["bob.zip"].stem == "bob.zip"
@@ -612,7 +612,7 @@ def test_histogram_and_gradebook_of_pending_rows():
         2,
     ]
     text = gradebook_csv([StudentResult("zoe", "pending")], [])
-    assert text == "student,score,max_score,percent,status\nzoe,,,,pending\n"
+    assert text == "student,score,max_score,percent,status,reason\nzoe,,,,pending,\n"
 
 
 # -- the reference cache -----------------------------------------------------------------------

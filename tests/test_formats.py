@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import shutil
 import xml.etree.ElementTree as ET
+from dataclasses import replace
 
 import pytest
 from click.testing import CliRunner
@@ -71,7 +72,7 @@ def test_gradescope_results_have_the_documented_fields(sample):
     assert results["execution_time"] == 13
     assert results["visibility"] == "visible"
     assert results["stdout_visibility"] == "hidden"
-    assert "5.5/15" in results["output"]
+    assert "public checks: 4/9 points" in results["output"]
     assert "shown after the due date" in results["output"]
     assert "SECRET" not in json.dumps(results)
     assert len(results["tests"]) == len(sample.tests)
@@ -83,6 +84,25 @@ def test_gradescope_results_have_the_documented_fields(sample):
     assert "accuracy 0.975" in results["tests"][0]["output"]
     assert "max abs error 1.5" in results["tests"][1]["output"]
     assert results["tests"][3]["name"].endswith("(hidden)")
+
+
+@pytest.mark.parametrize("visibility", ["hidden", "after_due_date", "after_published"])
+def test_gradescope_output_never_states_the_total_while_hidden_checks_are_not_shown(
+    sample, visibility
+):
+    # Gradescope hides the total score from students while any test is hidden; the summary
+    # must not state it either, or public and total together reveal the hidden checks' score.
+    results = json.loads(to_gradescope(replace(sample, hidden_visibility=visibility)))
+    assert "5.5" not in results["output"] and "/15" not in results["output"]
+    assert "public checks: 4/9 points" in results["output"]
+    assert "3 hidden checks (6 points) count towards your score" in results["output"]
+    hidden = [t for t in results["tests"] if t["name"].endswith("(hidden)")]
+    assert {t["visibility"] for t in hidden} == {visibility}
+
+
+def test_gradescope_output_states_the_total_when_every_check_is_visible(sample):
+    results = json.loads(to_gradescope(replace(sample, hidden_visibility="visible")))
+    assert "5.5/15 points" in results["output"]
 
 
 def test_hidden_visibility_comes_from_assignment_toml(tmp_path):

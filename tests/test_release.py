@@ -15,6 +15,7 @@ import pytest
 from click.testing import CliRunner
 from support import FIXTURES, ROOT
 
+from grader import __version__
 from grader.cli import cli
 from grader.course import Course, load_course
 from grader.errors import BadInput
@@ -50,6 +51,7 @@ def test_hidden_checks_absent_from_release_bundle(bundle):
 def test_bundle_holds_the_stub_readme_toml_and_public_checks(bundle):
     assert set(bundle.files) == {
         "README.md",
+        "requirements.txt",
         "assignment1/README.md",
         "assignment1/perceptron.py",
         "assignments/assignment1/README.md",
@@ -66,6 +68,19 @@ def test_bundle_holds_the_stub_readme_toml_and_public_checks(bundle):
     assert not COURSE.assignment("assignment1").release_bundle
     answers = json.loads((assignment.checks_dir / ANSWERS_FILE).read_text())
     assert answers["functions"] == ["truth_table"] and len(answers["answers"]) == bundle.answers
+
+
+def test_bundle_pins_the_grader_in_a_requirements_file(bundle, tmp_path):
+    # setup-python's pip cache needs a requirements file, and students must grade with the
+    # course's version of the grader: the bundle ships one that pins it.
+    lines = (bundle.folder / "requirements.txt").read_text().splitlines()
+    assert [line for line in lines if not line.startswith("#")] == [f"dl-grader=={__version__}"]
+    assert "pip install -r requirements.txt" in (bundle.folder / "README.md").read_text()
+    wheel = "dl-grader @ https://example.edu/dl_grader-0.1.0-py3-none-any.whl"
+    other = build_release("assignment1", tmp_path / "b", course=COURSE, requirement=wheel)
+    assert (other.folder / "requirements.txt").read_text().endswith(f"\n{wheel}\n")
+    with pytest.raises(BadInput, match="one pip requirement on one line"):
+        build_release("assignment1", tmp_path / "c", course=COURSE, requirement="a\nb")
 
 
 def test_bundle_gives_the_correct_fixture_full_public_points_and_the_stub_none(bundle):

@@ -98,3 +98,42 @@ def test_a_file_that_is_not_a_zip_is_refused(tmp_path, assignment):
     path.write_text("hello")
     with pytest.raises(BadInput, match=r"neither a folder nor a \.zip"):
         prepare(path, assignment, tmp_path)
+
+
+@pytest.mark.parametrize("cut", [10, 0.5, -22])
+def test_a_truncated_zip_is_not_a_readable_zip_file(tmp_path, assignment, cut):
+    data = _zip(tmp_path / "whole.zip", {"perceptron.py": SOURCE.encode()}).read_bytes()
+    archive = tmp_path / "bob.zip"
+    archive.write_bytes(data[: int(len(data) * cut) if isinstance(cut, float) else cut])
+    with pytest.raises(BadInput, match=r"bob\.zip is not a readable zip file"):
+        prepare(archive, assignment, tmp_path)
+
+
+@pytest.mark.parametrize("zipped", [False, True])
+def test_a_submission_with_two_copies_of_a_file_says_which_it_graded(tmp_path, assignment, zipped):
+    members = {
+        "perceptron.py": SOURCE.encode(),
+        "assignment1/perceptron.py": b"raise SystemExit('the other copy')\n",
+    }
+    if zipped:
+        source = _zip(tmp_path / "s.zip", members)
+    else:
+        source = tmp_path / "s"
+        for name, data in members.items():
+            (source / name).parent.mkdir(parents=True, exist_ok=True)
+            (source / name).write_bytes(data)
+    work = tmp_path / "work"
+    work.mkdir()
+    prepared = prepare(source, assignment, work)
+    assert (prepared.folder / "perceptron.py").read_text() == SOURCE
+    assert prepared.notes == (
+        "graded perceptron.py; assignment1/perceptron.py was ignored (a submission holds "
+        "one copy of each file).",
+    )
+
+
+def test_a_submission_with_one_copy_has_no_notes(tmp_path, assignment):
+    archive = _zip(tmp_path / "s.zip", {"assignment1/perceptron.py": SOURCE.encode()})
+    work = tmp_path / "work"
+    work.mkdir()
+    assert prepare(archive, assignment, work).notes == ()

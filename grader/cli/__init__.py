@@ -12,6 +12,7 @@ from __future__ import annotations
 import importlib
 
 import click
+from click.shell_completion import CompletionItem
 
 from grader import __version__
 
@@ -19,6 +20,11 @@ from grader import __version__
 COMMANDS = {
     "run": ("grader.cli.grading", "run", ""),
     "batch": ("grader.cli.batch", "batch", "Grade a folder of submissions into a gradebook."),
+    "completion": (
+        "grader.cli.completion",
+        "completion",
+        "Print the completion script for SHELL.",
+    ),
     "data": (
         "grader.cli.data",
         "data",
@@ -68,6 +74,15 @@ class AssignmentGroup(click.Group):
             return None, self.get_command(ctx, "run"), args
         return super().resolve_command(ctx, args)
 
+    def shell_complete(self, ctx: click.Context, incomplete: str) -> list[CompletionItem]:
+        """Complete the first word: a subcommand, or an assignment to grade."""
+        from grader.cli.common import complete_assignment
+
+        found = super().shell_complete(ctx, incomplete)
+        if incomplete.startswith("-"):
+            return found
+        return complete_assignment(ctx, None, incomplete) + found
+
     def format_usage(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         formatter.write_usage("grade", "ASSIGNMENT [OPTIONS] | COMMAND [ARGS]...")
 
@@ -82,6 +97,7 @@ def cli() -> None:
       grade init assignment1             start working on assignment1
       grade assignment1                  grade ./assignment1
       grade assignment1 --help           all grading options
+      grade completion bash              shell completion (see its --help)
     """
 
 

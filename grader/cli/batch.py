@@ -25,8 +25,14 @@ from rich.progress import (
 from rich.table import Table
 from rich.text import Text
 
-from grader.batch import FORMAT_EXTENSIONS, BatchPlan, BatchResult, grade_batch
-from grader.cli.common import course_option, data_dir_option, grading_options, handle_errors
+from grader.batch import EXPORTS, FORMAT_EXTENSIONS, BatchPlan, BatchResult, grade_batch
+from grader.cli.common import (
+    assignment_argument,
+    course_option,
+    data_dir_option,
+    grading_options,
+    handle_errors,
+)
 from grader.course import load_course
 from grader.report.gradebook import StudentResult
 from grader.safetext import one_line
@@ -64,6 +70,8 @@ class BatchProgress:
                 style="yellow",
                 markup=False,
             )
+        for warning in plan.warnings:
+            self.console.print(f"Warning: {one_line(warning)}", style="yellow", markup=False)
         line = f"{plan.assignment}: {plan.students} submissions, {plan.to_grade} to grade"
         if plan.up_to_date:
             line += f", {plan.up_to_date} up to date (use --force to regrade)"
@@ -179,17 +187,18 @@ def failed_checks_table(result: BatchResult) -> Table | None:
 
 
 def problems_table(result: BatchResult) -> Table | None:
-    """Submissions that could not be graded, and why."""
-    problems = [r for r in result.rows if r.status not in ("graded", "pending")]
+    """Submissions that were not graded normally (rejected, or never imported), and why."""
+    problems = [r for r in result.rows if r.status not in ("graded", "pending") or r.reason]
     if not problems:
         return None
-    table = Table(title="Not graded", title_justify="left")
+    table = Table(title="Not graded normally", title_justify="left")
     table.add_column("Student")
     table.add_column("Status")
     table.add_column("Why")
     for row in problems[:SHOWN_PROBLEMS]:
         status = Text(row.status, STATUS_STYLE.get(row.status, ""))
-        table.add_row(Text(one_line(row.student)), status, Text(one_line(row.message)))
+        why = Text(one_line(row.reason or row.message))
+        table.add_row(Text(one_line(row.student)), status, why)
     if len(problems) > SHOWN_PROBLEMS:
         table.add_row("…", "", f"{len(problems) - SHOWN_PROBLEMS} more in summary.json")
     return table
@@ -203,16 +212,33 @@ def render_summary(result: BatchResult, console: Console) -> None:
     for table in (failed_checks_table(result), problems_table(result)):
         if table is not None:
             console.print(table)
+    lms = result.summary.get("lms", {})
+    for key, words in (
+        ("unmatched_submissions", "submission(s) the roster has nobody for"),
+        ("roster_without_submission", "student(s) in the roster with no submission"),
+        ("roster_with_several_submissions", "student(s) with several submissions (best counts)"),
+    ):
+        names = lms.get(key, [])
+        if names:
+            shown = ", ".join(one_line(n) for n in names[:SHOWN_PROBLEMS])
+            more = " ..." if len(names) > SHOWN_PROBLEMS else ""
+            console.print(Text(f"{len(names)} {words}: {shown}{more}", style="yellow"))
+    for name, export in lms.get("exports", {}).items():
+        if export["left_out"]:
+            shown = ", ".join(one_line(n) for n in export["left_out"][:SHOWN_PROBLEMS])
+            line = f"{name}.csv leaves out {len(export['left_out'])} without an id: {shown}"
+            console.print(Text(line, style="yellow"))
+    written = [str(result.gradebook), *(str(result.output / e) for e in result.exports)]
     console.print(
         Text(
-            f"Wrote {result.gradebook}, {result.summary_path} and {result.output / 'results'}/",
+            f"Wrote {', '.join(written)}, {result.summary_path} and {result.output / 'results'}/",
             style="dim",
         )
     )
 
 
 @click.command("batch", short_help="Grade a folder of submissions into a gradebook.")
-@click.argument("assignment")
+@assignment_argument
 @click.argument("submissions", type=click.Path(path_type=Path))
 @click.option(
     "-o",
@@ -246,6 +272,25 @@ def render_summary(result: BatchResult, console: Console) -> None:
     type=click.Choice(sorted(FORMAT_EXTENSIONS)),
     help="Also write this report per student, to OUT/FORMAT/; repeatable.",
 )
+@click.option(
+    "--roster",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Class list CSV mapping submissions to student ids (a Canvas gradebook export will do).",
+)
+@click.option(
+    "--export",
+    "lms_exports",
+    multiple=True,
+    type=click.Choice(EXPORTS),
+    help="Also write OUT/canvas.csv or OUT/moodle.csv for the LMS's grade import; repeatable.",
+)
+@click.option(
+    "--lms-column",
+    metavar="TITLE",
+    help="Canvas's assignment column, e.g. 'Assignment 3 (12345)' (default: the assignment's "
+    "name).",
+)
+@click.option("--bom", is_flag=True, help="Write CSV files as UTF-8 with a BOM (for Excel).")
 @grading_options
 @click.option(
     "--call-timeout",
@@ -269,6 +314,10 @@ def batch(
     only: tuple[str, ...],
     retry_failed: bool,
     formats: tuple[str, ...],
+    roster: Path | None,
+    lms_exports: tuple[str, ...],
+    lms_column: str | None,
+    bom: bool,
     public_only: bool,
     device: str,
     seed: int,
@@ -278,9 +327,11 @@ def batch(
 ) -> None:
     """Grade every submission (folder or .zip) in SUBMISSIONS into a gradebook.
 
-    Each child of SUBMISSIONS is one student, named by the child. Results are written as each
-    student finishes; running the same command again resumes, skipping students whose
-    submission, checks and grader are unchanged.
+    Each child of SUBMISSIONS is one student, named by the child; the files of a Canvas bulk
+    download are grouped per student, and the folders of a Gradescope export are named by
+    who submitted them. Results are written as each student finishes; running the same
+    command again resumes, skipping students whose submission, checks and grader are
+    unchanged.
     """
     course = load_course(course_dir)
     spec = course.assignment(assignment)
@@ -302,6 +353,10 @@ def batch(
             public_only=public_only,
             limits=limits,
             formats=formats,
+            roster=roster,
+            lms_exports=lms_exports,
+            lms_column=lms_column,
+            bom=bom,
             reference_cache=not no_reference_cache,
             on_plan=progress.on_plan,
             on_result=progress.on_result,

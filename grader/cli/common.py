@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import click
+from click.shell_completion import CompletionItem
 
 from grader.errors import BadInput, GraderError
 from grader.safetext import printable
@@ -62,6 +63,29 @@ def handle_errors(command: Callable[..., Any]) -> Callable[..., Any]:
             raise InternalError(f"{type(error).__name__}: {error}") from None
 
     return wrapper
+
+
+def complete_assignment(
+    ctx: click.Context, param: click.Parameter | None, incomplete: str
+) -> list[CompletionItem]:
+    """The assignment names of the course (`--course`, if given before) that start with
+    `incomplete`, for shell completion; none when no course is found or it is broken."""
+    from grader.course import load_course
+
+    try:
+        assignments = load_course(ctx.params.get("course_dir")).assignments
+    except (BadInput, GraderError, OSError):
+        return []
+    return [
+        CompletionItem(name, help=assignment.title)
+        for name, assignment in assignments.items()
+        if name.startswith(incomplete)
+    ]
+
+
+def assignment_argument(command: Callable[..., Any]) -> Callable[..., Any]:
+    """The ASSIGNMENT argument, completed from the course's assignment names."""
+    return click.argument("assignment", shell_complete=complete_assignment)(command)
 
 
 def course_option(command: Callable[..., Any]) -> Callable[..., Any]:

@@ -17,6 +17,7 @@ from rich.text import Text
 from grader.atomicfile import write_atomic
 from grader.cli.common import (
     EXIT_UNDER_THRESHOLD,
+    assignment_argument,
     course_option,
     data_dir_option,
     grading_options,
@@ -112,7 +113,7 @@ class GradingCommand(click.Command):
 
 
 @click.command("run", hidden=True, cls=GradingCommand)
-@click.argument("assignment")
+@assignment_argument
 @click.option(
     "--submission",
     type=click.Path(path_type=Path),

@@ -10,13 +10,13 @@ from pathlib import Path
 
 import click
 
-from grader.cli.common import course_option, handle_errors
+from grader.cli.common import assignment_argument, course_option, handle_errors
 from grader.course import load_course
 from grader.release import build_release
 
 
 @click.command("release", short_help="Write a student bundle: stub, README, public checks.")
-@click.argument("assignment")
+@assignment_argument
 @click.option(
     "-o",
     "--output",
@@ -30,6 +30,12 @@ from grader.release import build_release
     help="A correct submission: its reference answers are recorded too, and the bundle must "
     "give it full public points.",
 )
+@click.option(
+    "--grader-requirement",
+    metavar="SPEC",
+    help="The pip requirement of the grader that the bundle's requirements.txt pins "
+    "(default: dl-grader==THIS VERSION), e.g. a wheel's URL.",
+)
 @click.option("--zip", "make_zip", is_flag=True, help="Also write DIR.zip.")
 @click.option("--force", is_flag=True, help="Replace an existing bundle at DIR.")
 @course_option
@@ -38,6 +44,7 @@ def release(
     assignment: str,
     output: Path,
     solution: Path | None,
+    grader_requirement: str | None,
     make_zip: bool,
     force: bool,
     course_dir: Path | None,
@@ -45,7 +52,14 @@ def release(
     """Write the student bundle of ASSIGNMENT: stub, README and public checks, never the
     hidden checks or reference code."""
     course = load_course(course_dir)
-    bundle = build_release(assignment, output, course=course, solution=solution, force=force)
+    bundle = build_release(
+        assignment,
+        output,
+        course=course,
+        solution=solution,
+        force=force,
+        requirement=grader_requirement,
+    )
     click.echo(
         f"Wrote {bundle.folder}: {len(bundle.files)} files, public checks worth "
         f"{bundle.public_points:g} points (hidden checks: {bundle.hidden_points:g} points, "

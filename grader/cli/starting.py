@@ -9,7 +9,7 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from grader.cli.common import course_option, handle_errors
+from grader.cli.common import assignment_argument, course_option, handle_errors
 from grader.course import load_course
 from grader.errors import BadInput
 
@@ -32,7 +32,7 @@ def list_assignments(course_dir: Path | None) -> None:
 
 
 @click.command("init")
-@click.argument("assignment")
+@assignment_argument
 @click.option(
     "--dir",
     "target_dir",

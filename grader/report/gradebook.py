@@ -49,6 +49,18 @@ class StudentResult:
     duration_s: float = 0.0
     checks: tuple[CheckResult, ...] = ()
     graded_now: bool = False
+    import_error: str = ""
+
+    @property
+    def reason(self) -> str:
+        """Why a student below full score was not graded normally: the submission was
+        rejected, its grade ended in error, or it could not be imported (a syntax error, a
+        forbidden import, a hang at import). Empty for a grade that just lost points."""
+        if self.status == "pending" or self.score >= self.max_score > 0:
+            return ""
+        if self.status != "graded":
+            return self.message or self.status
+        return self.import_error
 
 
 def check_columns(rows: Iterable[StudentResult]) -> list[Column]:
@@ -62,20 +74,29 @@ def check_columns(rows: Iterable[StudentResult]) -> list[Column]:
     return list(columns.values())
 
 
+def csv_bytes(text: str, bom: bool = False) -> bytes:
+    """A CSV file's bytes: UTF-8, with a byte-order mark when asked (Excel reads a file
+    without one in the machine's legacy code page and garbles non-ASCII names)."""
+    return (("\ufeff" if bom else "") + text).encode("utf-8")
+
+
 def gradebook_csv(rows: Iterable[StudentResult], columns: list[Column]) -> str:
-    """The gradebook: student, score, max_score, percent, status, then one column per check.
+    """The gradebook: student, score, max_score, percent, status, reason, then one column
+    per check. `reason` says why a student below full score was not graded normally.
 
     Every text cell goes through `csv_cell`: a student named `=HYPERLINK(...)` is text in the
     spreadsheet, not a formula. Numbers are the grader's own and stay numbers.
     """
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
-    header = ["student", "score", "max_score", "percent", "status", *(c.id for c in columns)]
+    header = [
+        "student", "score", "max_score", "percent", "status", "reason", *(c.id for c in columns)
+    ]  # fmt: skip
     writer.writerow([csv_cell(name) for name in header])
     for row in rows:
         student, status = csv_cell(row.student), csv_cell(row.status)
         if row.status == "pending":
-            writer.writerow([student, "", "", "", status, *([""] * len(columns))])
+            writer.writerow([student, "", "", "", status, "", *([""] * len(columns))])
             continue
         points = {c.id: f"{c.score:g}" for c in row.checks}
         writer.writerow(
@@ -85,6 +106,7 @@ def gradebook_csv(rows: Iterable[StudentResult], columns: list[Column]) -> str:
                 f"{row.max_score:g}",
                 f"{row.percent:g}",
                 status,
+                csv_cell(row.reason),
                 *(points.get(c.id, "") for c in columns),
             ]
         )
@@ -174,9 +196,14 @@ def summarize(
             for r in sorted(done, key=lambda r: -r.duration_s)[:SHOWN_SLOWEST]
         ],
         "problems": [
-            {"student": one_line(r.student), "status": r.status, "message": one_line(r.message)}
+            {
+                "student": one_line(r.student),
+                "status": r.status,
+                "message": one_line(r.message),
+                "reason": one_line(r.reason),
+            }
             for r in done
-            if r.status != "graded"
+            if r.status != "graded" or r.reason
         ],
         "ignored": [one_line(name) for name in ignored],
         "time": {

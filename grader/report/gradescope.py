@@ -4,7 +4,9 @@ Follows Gradescope's autograder output specification: top-level `score`, `execut
 `output`, `visibility`, `stdout_visibility`, `extra_data` and `tests[]` (`name`, `score`,
 `max_score`, `status`, `output`, `visibility`). Public checks are `visible`; hidden checks get
 the assignment's `[gradescope] hidden_visibility` (default `after_published`), so a student
-sees their inputs and diagnostics only when the course staff publish grades. What the
+sees their inputs and diagnostics only when the course staff publish grades; until then
+Gradescope hides the total score, and the summary `output` states only the public checks'
+points. What the
 submission printed is kept out: it could echo hidden inputs. Every string is printable
 (`Grade.shown`), since Gradescope shows the output as text. This module only renders; the
 `run_autograder` recipe is in docs/gradescope.md.
@@ -37,15 +39,29 @@ def _test_output(check: CheckResult) -> str:
 
 
 def _summary(grade: Grade) -> str:
-    lines = [f"{grade.assignment}: {grade.title}: {grade.score:g}/{grade.max_score:g} points"]
+    """The top-level output. While hidden checks are not shown, Gradescope hides the total
+    score from students; so does this text, which states only the public checks' points
+    (public points and the total together would reveal the hidden checks' score)."""
+    heading = f"{grade.assignment}: {grade.title}"
     hidden = [c for c in grade.tests if c.hidden]
-    if hidden and grade.hidden_visibility != "visible":
+    if not hidden or grade.hidden_visibility == "visible":
+        lines = [f"{heading}: {grade.score:g}/{grade.max_score:g} points"]
+    else:
+        public = [c for c in grade.tests if not c.hidden]
+        score = round(sum(c.score for c in public), 6)
+        most = round(sum(c.max_score for c in public), 6)
         when = {
             "hidden": "are not shown",
             "after_due_date": "are shown after the due date",
             "after_published": "are shown when grades are published",
         }[grade.hidden_visibility]
-        lines.append(f"{len(hidden)} hidden checks count towards the score; their results {when}.")
+        points = round(sum(c.max_score for c in hidden), 6)
+        lines = [
+            f"{heading}: public checks: {score:g}/{most:g} points",
+            f"{len(hidden)} hidden checks ({points:g} points) count towards your score; their "
+            f"results and your total {when}.",
+        ]
+    lines.extend(grade.notes)
     lines.append(f"Inputs seeded with {grade.seed}; grader {grade.grader_version}.")
     return "\n".join(lines)
 

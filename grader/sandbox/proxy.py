@@ -18,6 +18,7 @@ import contextlib
 import copy
 import json
 import os
+import select
 import signal
 import subprocess
 import sys
@@ -110,13 +111,16 @@ class StudentException(StudentError):
         if self.frames:
             path, line, _, _ = self.frames[-1]
             where = f" ({path}, line {line})"
+        first = self.text.strip().splitlines()[0] if self.text.strip() else ""
+        # What was raised and where: `SyntaxError: '(' was never closed (x.py, line 2)`.
+        self.raised = f"{self.type_name}{': ' + first if first else ''}{where}"
         if self.type_name == "NotImplementedError":
             message = f"{call} is not implemented yet (it raises NotImplementedError){where}."
         else:
-            first = self.text.strip().splitlines()[0] if self.text.strip() else ""
-            message = f"{call} raised {self.type_name}{': ' + first if first else ''}{where}."
+            message = f"{call} raised {self.raised}."
+        # A SyntaxError's frame is a place in a file, not in a function: no ", in".
         trace = "\n".join(
-            f"  {path}, line {line}, in {name}\n    {code}"
+            f"  {path}, line {line}{', in ' + name if name else ''}\n    {code}"
             for path, line, name, code in self.frames
         )
         super().__init__(message, f"Traceback (your code):\n{trace}\n{self.type_name}: {self.text}")
@@ -159,37 +163,98 @@ class MissingName(StudentError):
     status = "failed"
 
 
+IMPORT_SECTION = ""  # the label of what the submission printed while it was imported
+
+
 class CapturedOutput:
-    """Drains the worker's stdout/stderr on a thread, keeping only the first `limit` bytes."""
+    """Drains the worker's stdout/stderr on a thread, keeping only the first `limit` bytes,
+    and files what was printed under labels (`cut`): a check's id, or `IMPORT_SECTION`.
+
+    The drain thread and `cut` read the pipe under one lock, so `cut` first reads whatever
+    the worker has already written: a worker writes its output (unbuffered) before it sends
+    the reply a check waits for, so a check's output is filed under that check.
+    """
+
+    # Reads of what is pending at a cut: a worker that prints forever cannot hold it up.
+    MAX_CUT_READS = 64
 
     def __init__(self, limit: int) -> None:
         self.limit = limit
         self.kept = bytearray()
         self.total = 0
         self._lock = threading.Lock()
+        self._fd: int | None = None
+        self._cuts: list[tuple[str, int, int]] = []  # (label, kept end, total end)
 
     def drain(self, stream: Any) -> threading.Thread:
+        fd = stream.fileno()
+        os.set_blocking(fd, False)
+        with self._lock:
+            self._fd = fd
+
         def run() -> None:
+            ready = select.poll()  # not select(): no limit on the descriptor's number
+            ready.register(fd, select.POLLIN | select.POLLHUP | select.POLLERR)
             with contextlib.suppress(OSError, ValueError):
-                while chunk := stream.read1(1 << 16):
+                while True:
+                    ready.poll()
                     with self._lock:
-                        self.total += len(chunk)
-                        room = self.limit - len(self.kept)
-                        if room > 0:
-                            self.kept += chunk[:room]
-            stream.close()
+                        if self._read(fd) == b"":
+                            break
+            with self._lock:
+                if self._fd == fd:
+                    self._fd = None
+                stream.close()
 
         thread = threading.Thread(target=run, daemon=True)
         thread.start()
         return thread
 
+    def _read(self, fd: int) -> bytes | None:
+        """One read of what is pending (called with the lock held): the bytes, b"" at the
+        end of the stream, None when nothing is pending now."""
+        try:
+            chunk = os.read(fd, 1 << 16)
+        except BlockingIOError:
+            return None
+        self.total += len(chunk)
+        room = self.limit - len(self.kept)
+        if room > 0:
+            self.kept += chunk[:room]
+        return chunk
+
+    def cut(self, label: str) -> None:
+        """File everything printed since the previous cut under `label`."""
+        with self._lock:
+            if self._fd is not None:
+                with contextlib.suppress(OSError):
+                    for _ in range(self.MAX_CUT_READS):
+                        if not self._read(self._fd):
+                            break
+            self._cuts.append((label, len(self.kept), self.total))
+
+    def sections(self) -> list[tuple[str, str]]:
+        """(label, text) of every cut that holds output, its text escaped as `text()`'s is."""
+        found = []
+        kept_start = total_start = 0
+        with self._lock:
+            for label, kept_end, total_end in self._cuts:
+                dropped = (total_end - total_start) - (kept_end - kept_start)
+                if total_end > total_start:
+                    found.append((label, self._shown(kept_start, kept_end, dropped)))
+                kept_start, total_start = kept_end, total_end
+        return found
+
+    def _shown(self, start: int, end: int, dropped: int) -> str:
+        text = printable(self.kept[start:end].decode("utf-8", errors="replace"), self.limit)
+        if dropped:
+            text += f"\n[... {dropped} more bytes of output dropped]"
+        return text
+
     def text(self) -> str:
         """What was kept, decoded, with control codes escaped (it may reach a terminal)."""
         with self._lock:
-            text = printable(self.kept.decode("utf-8", errors="replace"), self.limit)
-            if self.total > len(self.kept):
-                text += f"\n[... {self.total - len(self.kept)} more bytes of output dropped]"
-            return text
+            return self._shown(0, len(self.kept), self.total - len(self.kept))
 
 
 class Sandbox:
@@ -246,7 +311,10 @@ class Sandbox:
     def _start(self) -> None:
         if self._process is None:
             self._spawn()
-        self._await_ready()
+        try:
+            self._await_ready()
+        finally:
+            self.output.cut(IMPORT_SECTION)
 
     def _prepare_folder(self) -> Path:
         """A private folder for the next worker: a fresh copy of the submission and a home.
@@ -785,7 +853,7 @@ def _missing_message(handle: Handle, name: str, module: str) -> str:
 def _import_message(module: str, error: StudentException) -> str:
     if error.type_name == "NotImplementedError":
         return f"{module}.py is not implemented yet (importing it raises NotImplementedError)."
-    return f"{module}.py could not be imported: {error.message}"
+    return f"{module}.py could not be imported: {error.raised}."
 
 
 def _exit_description(code: int | None) -> str:
