@@ -20,6 +20,7 @@ STATUSES = ("passed", "failed", "error", "timeout", "skipped")
 MESSAGE_LIMIT = 10_000
 DETAILS_LIMIT = 50_000
 OUTPUT_LIMIT = 200_000
+NOTE_LIMIT = 300
 
 
 def _shown_metric(value: Any) -> Any:
@@ -79,6 +80,8 @@ class Grade:
     """When students may see hidden checks' results (LMS formats), from assignment.toml."""
     resumed_checks: int = 0
     """Checks reported from the journal of an interrupted run instead of being run again."""
+    notes: tuple[str, ...] = ()
+    """What the grader left out of the submission (a notebook's magics, skipped cells)."""
 
     @property
     def score(self) -> float:
@@ -105,6 +108,7 @@ class Grade:
             ),
             tests=tuple(t.shown() for t in self.tests),
             student_output=printable(self.student_output, OUTPUT_LIMIT),
+            notes=tuple(one_line(note, NOTE_LIMIT) for note in self.notes),
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -128,4 +132,5 @@ class Grade:
                 "protections": self.worker.get("protections", {}),
             },
             "tests": [{**asdict(t), "duration_s": round(t.duration_s, 4)} for t in shown.tests],
+            "notes": list(shown.notes),
         }

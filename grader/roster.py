@@ -1,12 +1,13 @@
 """The students of a submissions folder: who they are, how rows and files name them, and a
 fingerprint of what each handed in.
 
-Each child of the folder is one student: a folder, named by its name, or a .zip, named by its
-stem -- or by its whole name when the stem is taken, so `victim.zip` beside `victim/` is a
-second student rather than a reason to reject `victim`. Hidden entries, `__MACOSX` and
-`__pycache__` are skipped; other files are listed as ignored. A child that is a symbolic link
-to a folder (or named .zip) is a student whose row says it was not read: nothing is read
-through a link (`subs/eve -> alice` must not grade alice's code as eve's).
+Each child of the folder is one student: a folder, named by its name, or a .zip or .ipynb
+notebook, named by its stem -- or by its whole name when the stem is taken, so `victim.zip`
+beside `victim/` is a second student rather than a reason to reject `victim`. Hidden
+entries, `__MACOSX` and `__pycache__` are skipped; other files are listed as ignored. A child
+that is a symbolic link to a folder (or named .zip or .ipynb) is a student whose row says it
+was not read: nothing is read through a link (`subs/eve -> alice` must not grade alice's
+code as eve's).
 
 A name is hostile text (any bytes but `/` and NUL, up to 255 of them). `shown` is the name
 for people and spreadsheets: bytes that are not UTF-8 as `\\xNN`, control characters escaped.
@@ -31,7 +32,7 @@ from typing import Any
 from grader.errors import BadInput
 from grader.pool import Student
 from grader.safecopy import FILE_FLAGS, kind, shown
-from grader.submission import ignored
+from grader.submission import ignored, is_notebook_name
 
 SKIPPED_NAMES = ("__MACOSX", "__pycache__")
 PLAIN_NAME = re.compile(r"\w[\w.\- ]*")
@@ -64,13 +65,17 @@ def file_stems(names: list[str]) -> dict[str, str]:
     }
 
 
-def _is_zip_name(name: str) -> bool:
-    return name.lower().endswith(".zip") and len(name) > len(".zip")
+def _is_file_submission(name: str) -> bool:
+    """Whether a file by this name is a submission: a .zip, or a notebook."""
+    return (name.lower().endswith(".zip") and len(name) > len(".zip")) or is_notebook_name(name)
 
 
 def _student_names(children: list[str]) -> dict[str, str]:
-    """Each child's student name: a zip's stem unless another child already has it."""
-    names = {child: child[: -len(".zip")] if _is_zip_name(child) else child for child in children}
+    """Each child's student name: a zip's or notebook's stem unless another child has it."""
+    names = {
+        child: child.rsplit(".", 1)[0] if _is_file_submission(child) else child
+        for child in children
+    }
     while True:
         counts = Counter(names.values())
         clashing = [c for c, name in names.items() if counts[name] > 1 and name != c]
@@ -83,11 +88,12 @@ def _student_names(children: list[str]) -> dict[str, str]:
 def _problem(entry: os.DirEntry[str]) -> str | None:
     """Why the child `entry` cannot be read ('' when it can), or None if it is no submission."""
     if entry.is_symlink():
-        points_at_one = entry.is_dir() or _is_zip_name(entry.name)  # the link's target, unread
+        points_at_one = entry.is_dir() or _is_file_submission(entry.name)  # target unread
         return f"{shown(entry.name)} is a symbolic link" if points_at_one else None
     if entry.is_dir(follow_symlinks=False):
         return ""
-    return "" if entry.is_file(follow_symlinks=False) and _is_zip_name(entry.name) else None
+    is_file = entry.is_file(follow_symlinks=False)
+    return "" if is_file and _is_file_submission(entry.name) else None
 
 
 def find_students(folder: Path) -> tuple[list[Student], list[str]]:
@@ -115,7 +121,7 @@ def find_students(folder: Path) -> tuple[list[Student], list[str]]:
     found = []
     for child, name in names.items():
         problem = children[child] and (
-            f"{children[child]}; a submission is read only from a folder or .zip that is "
+            f"{children[child]}; a submission is read only from a folder, .zip or notebook that is "
             "itself in the submissions folder (links are never followed)."
         )
         found.append(Student(name, folder / child, problem, shown(name), stems[name]))

@@ -31,6 +31,9 @@ from grader.release import build_release
     "give it full public points.",
 )
 @click.option("--zip", "make_zip", is_flag=True, help="Also write DIR.zip.")
+@click.option(
+    "--notebook", is_flag=True, help="Students start from a notebook instead of the stub .py."
+)
 @click.option("--force", is_flag=True, help="Replace an existing bundle at DIR.")
 @course_option
 @handle_errors
@@ -39,13 +42,16 @@ def release(
     output: Path,
     solution: Path | None,
     make_zip: bool,
+    notebook: bool,
     force: bool,
     course_dir: Path | None,
 ) -> None:
     """Write the student bundle of ASSIGNMENT: stub, README and public checks, never the
     hidden checks or reference code."""
     course = load_course(course_dir)
-    bundle = build_release(assignment, output, course=course, solution=solution, force=force)
+    bundle = build_release(
+        assignment, output, course=course, solution=solution, force=force, notebook=notebook
+    )
     click.echo(
         f"Wrote {bundle.folder}: {len(bundle.files)} files, public checks worth "
         f"{bundle.public_points:g} points (hidden checks: {bundle.hidden_points:g} points, "

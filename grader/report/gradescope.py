@@ -47,6 +47,7 @@ def _summary(grade: Grade) -> str:
         }[grade.hidden_visibility]
         lines.append(f"{len(hidden)} hidden checks count towards the score; their results {when}.")
     lines.append(f"Inputs seeded with {grade.seed}; grader {grade.grader_version}.")
+    lines += [f"Note: {note}" for note in grade.notes]
     return "\n".join(lines)
 
 

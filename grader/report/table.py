@@ -75,6 +75,8 @@ def renderables(grade: Grade, verbose: bool = False) -> Group:
     if grade.public_only:
         footer += " · public checks only: hidden checks run when you submit"
     parts.append(Text(footer, style="dim"))
+    if grade.notes:
+        parts.append(Text("\n".join(["Notes:", *(f"  {note}" for note in grade.notes)])))
     if verbose and grade.student_output.strip():
         parts.append(Panel(Text(grade.student_output.rstrip()), title="your code printed"))
     return Group(*parts)
