@@ -17,7 +17,13 @@ from grader.errors import BadInput
 from grader.notebook import require_nbformat
 from grader.notebook.convert import to_module
 from grader.notebook.magics import plain_python
-from grader.notebook.reading import MAX_CONTAINERS, MAX_NOTEBOOK_BYTES, read_cells
+from grader.notebook.reading import (
+    MAX_CELLS,
+    MAX_CODE_CHARS,
+    MAX_CONTAINERS,
+    MAX_NOTEBOOK_BYTES,
+    read_cells,
+)
 from grader.notebook.starter import starter_notebook
 from grader.sandbox.proxy import StudentException, _frames
 from grader.sourcemap import SourceMap, Span
@@ -162,6 +168,23 @@ def test_notebooks_over_the_caps_are_refused_before_they_are_parsed():
     objects = b'{"nbformat": 4, "pad": [' + b"{}," * MAX_CONTAINERS + b"{}]}"
     with pytest.raises(BadInput, match="more JSON objects than a notebook could"):
         read_cells(objects, "objects.ipynb")
+    many = [markdown_cell("", "jupyterlab", 0)] * (MAX_CELLS + 1)
+    with pytest.raises(BadInput, match=f"has {MAX_CELLS + 1} cells; a notebook may have"):
+        read_cells(_notebook(*many), "many.ipynb")
+    code = _code("x = 1  # " + "x" * MAX_CODE_CHARS + "\n", 0)
+    with pytest.raises(BadInput, match="holds more than 4 MB of code"):
+        read_cells(_notebook(code), "code.ipynb")
+
+
+def test_the_notes_stay_bounded_however_much_is_left_out():
+    cells = [_code("# skip-grading\n", i) for i in range(25)]
+    cells += [_code("%ls\n" * 30, 25)]
+    notes = _module(_notebook(*cells)).notes
+    assert notes[0] == (
+        f"cells {', '.join(str(n) for n in range(1, 21))} and 5 more left out: marked skip-grading."
+    )
+    assert len(notes) == 21
+    assert notes[-1] == "... and 11 more left out."
 
 
 def test_module_lines_are_numbered_as_python_numbers_them():

@@ -86,7 +86,9 @@ def to_module(cells: list[Cell], label: str, module_file: str) -> NotebookModule
             lines += plain.lines
     if left_out:
         cells_named = "cell" if len(left_out) == 1 else "cells"
-        notes.insert(0, f"{cells_named} {', '.join(left_out)} left out: marked {SKIP_TAG}.")
+        listed = ", ".join(left_out[:MAX_NOTES])
+        more = f" and {len(left_out) - MAX_NOTES} more" if len(left_out) > MAX_NOTES else ""
+        notes.insert(0, f"{cells_named} {listed}{more} left out: marked {SKIP_TAG}.")
     text = "".join(line + "\n" for line in lines)
     sources = SourceMap(name, module_file, tuple(spans), tuple(lines))
     return NotebookModule(text, sources, _bounded(notes))

@@ -2,7 +2,9 @@
 
 A notebook is JSON that anyone can write by hand, so it is read like any hostile file: its
 size is capped before parsing, and so is the number of JSON objects and arrays it may hold
-(an object costs a parser far more memory than its two bytes). Only nbformat version 4 is
+(an object costs a parser far more memory than its two bytes); the number of cells (each
+costs the validator time) and the size of the code (each character costs the tokenizer
+time) are capped before the work they would cost. Only nbformat version 4 is
 read (what Jupyter, JupyterLab, VS Code and Colab write); a version 3 notebook or broken JSON
 is refused with one line. Outputs, execution counts and attachments are dropped before
 nbformat validates the rest, so nothing a notebook claims its code printed is ever used.
@@ -22,6 +24,8 @@ from grader.safetext import one_line
 
 MAX_NOTEBOOK_BYTES = 20 << 20
 MAX_CONTAINERS = 500_000  # JSON objects and arrays: a generous notebook holds a few thousand
+MAX_CELLS = 10_000
+MAX_CODE_CHARS = 4 << 20
 CLEAR_OUTPUTS = "clear its outputs (Edit > Clear All Outputs) and save it again"
 
 
@@ -84,6 +88,9 @@ def read_cells(data: bytes, label: str) -> list[Cell]:
     """The cells of the notebook `data` (called `label` in messages), validated as nbformat 4."""
     name = shown(label)
     document = parse(data, label)
+    cells = document.get("cells")
+    if isinstance(cells, list) and len(cells) > MAX_CELLS:
+        raise BadInput(f"{name} has {len(cells)} cells; a notebook may have {MAX_CELLS}.")
     _drop_outputs(document)
     nbformat = require_nbformat()
     try:
@@ -96,10 +103,10 @@ def read_cells(data: bytes, label: str) -> list[Cell]:
     except RecursionError:
         raise BadInput(f"{name} is not a notebook: its JSON is nested too deeply.") from None
     _check_language(document, name)
-    cells = []
+    read = []
     for number, cell in enumerate(document["cells"], start=1):
         source = cell["source"]
-        cells.append(
+        read.append(
             Cell(
                 number=number,
                 kind=cell["cell_type"],
@@ -107,4 +114,6 @@ def read_cells(data: bytes, label: str) -> list[Cell]:
                 tags=tuple(cell["metadata"].get("tags", ())),
             )
         )
-    return cells
+    if sum(len(cell.source) for cell in read if cell.kind == "code") > MAX_CODE_CHARS:
+        raise BadInput(f"{name} holds more than {MAX_CODE_CHARS >> 20} MB of code.")
+    return read
