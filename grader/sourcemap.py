@@ -57,9 +57,14 @@ class SourceMap:
             return one_line(self.code[line - 1].strip(), 200)
         return ""
 
-    def locate(self, path: str, line: int, code: str) -> tuple[str, str]:
-        """(place, code) of a worker's frame: mapped and re-read when it is in the generated
-        module, else the frame's own file and line with the code it sent."""
-        if path == self.module_file:
-            return self.place(line), self.code_at(line)
-        return f"{path}, line {line}", code
+    def locate(self, path: str, line: int, code: str) -> tuple[str, int, str]:
+        """(file, line, code) of a worker's frame as a student reads it: in the generated
+        module, ('hw3.ipynb, cell 7', 3, the grader's own copy of the line) (the notebook and
+        line 0 where no cell holds it); elsewhere, the frame as it came."""
+        if path != self.module_file:
+            return path, line, code
+        found = self.cell_of(line)
+        if found is None:
+            return self.label, 0, ""
+        cell, cell_line = found
+        return f"{self.label}, cell {cell}", cell_line, self.code_at(line)

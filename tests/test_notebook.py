@@ -220,10 +220,10 @@ def test_worker_frames_are_mapped_by_number_and_their_code_is_never_trusted():
         ["softmax.py", 2, "<module>"],
     ]
     assert _frames(frames, sources) == [
-        ("hw.ipynb, cell 5, line 1", "f", "c"),
-        ("hw.ipynb", "g", ""),
-        ("hw.ipynb", "h", ""),
-        ("helper.py, line 7", "k", "helper_code()"),
+        ("hw.ipynb, cell 5", 1, "f", "c"),
+        ("hw.ipynb", 0, "g", ""),
+        ("hw.ipynb", 0, "h", ""),
+        ("helper.py", 7, "k", "helper_code()"),
     ]
     reply = {"type": "ValueError", "message": "bad", "frames": frames[:1]}
     error = StudentException("softmax()", reply, sources)

@@ -106,20 +106,26 @@ class StudentException(StudentError):
         self.type_name = one_line(reply.get("type", "Exception"), 100)
         self.text = printable(reply.get("message", ""), 2000)
         self.frames = _frames(reply.get("frames"), sources)
-        where = f" ({self.frames[-1][0]})" if self.frames else ""
+        where = ""
+        if self.frames:
+            path, line, _, _ = self.frames[-1]
+            where = f" ({path}, line {line})"
         if self.type_name == "NotImplementedError":
             message = f"{call} is not implemented yet (it raises NotImplementedError){where}."
         else:
             first = self.text.strip().splitlines()[0] if self.text.strip() else ""
             message = f"{call} raised {self.type_name}{': ' + first if first else ''}{where}."
-        trace = "\n".join(f"  {place}, in {name}\n    {code}" for place, name, code in self.frames)
+        trace = "\n".join(
+            f"  {path}, line {line}, in {name}\n    {code}"
+            for path, line, name, code in self.frames
+        )
         super().__init__(message, f"Traceback (your code):\n{trace}\n{self.type_name}: {self.text}")
 
 
-def _frames(frames: Any, sources: SourceMap | None = None) -> list[tuple[str, str, str]]:
-    """The innermost frames of a worker's traceback, (place, function, code), as safe text;
+def _frames(frames: Any, sources: SourceMap | None = None) -> list[tuple[str, int, str, str]]:
+    """The innermost frames of a worker's traceback, (path, line, function, code), as safe text;
     anything not shaped like a frame is dropped. A frame in a module made from a notebook is
-    placed by `sources` (cell and line) with the code read from the grader's own copy."""
+    placed by `sources` (its cell and line) with the code read from the grader's own copy."""
     if not isinstance(frames, list):
         return []
     kept = []
@@ -129,10 +135,9 @@ def _frames(frames: Any, sources: SourceMap | None = None) -> list[tuple[str, st
         path, line, name, code = frame
         line = line if type(line) is int and 0 <= line < 10**9 else 0
         path, code = one_line(path, 200), one_line(code, 200)
-        place, code = (
-            sources.locate(path, line, code) if sources else (f"{path}, line {line}", code)
-        )
-        kept.append((place, one_line(name, 100), code))
+        if sources is not None:
+            path, line, code = sources.locate(path, line, code)
+        kept.append((path, line, one_line(name, 100), code))
     return kept
 
 
