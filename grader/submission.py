@@ -141,7 +141,7 @@ def _holds(folder_fd: int, assignment: Assignment, where: str, any_notebook: boo
     module = assignment.files[0]
     if named and module in entries and not entries[module]:
         raise BadInput(
-            f"{shown(where)} holds both {assignment.files[0]} and {named[0]}: keep only the "
+            f"{shown(where)} holds both {module} and {named[0]}: keep only the "
             "one to grade (or give the notebook itself with --submission)."
         )
     if files or named:
