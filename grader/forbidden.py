@@ -14,6 +14,8 @@ import ast
 from dataclasses import dataclass
 from pathlib import Path
 
+from grader.sourcemap import SourceMap
+
 DYNAMIC_IMPORTERS = {"__import__", "import_module"}
 
 
@@ -25,7 +27,10 @@ class Violation:
     line: int
     module: str
 
-    def describe(self) -> str:
+    def describe(self, sources: SourceMap | None = None) -> str:
+        """Where the import is: a notebook's cell and line when the file was made from one."""
+        if sources is not None and self.file == sources.module_file:
+            return f"{sources.place(self.line)} imports {self.module}"
         return f"{self.file} line {self.line} imports {self.module}"
 
 

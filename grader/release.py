@@ -12,6 +12,9 @@ ships every answer the reference gave as data (`checks/reference_answers.json`);
 bundle, `refcache.RecordedReference` replays them and skips a check (saying why) when asked
 for an input it has no answer for. The bundle is then verified: the same submissions graded
 inside it must score exactly what the public checks gave them in the full course.
+
+With `notebook`, the working folder holds the starter notebook (`grader.notebook.starter`)
+instead of the stub module, and it must score in the bundle what the stub scores.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from pathlib import Path
 from grader import __version__
 from grader.course import Assignment, Course, load_course
 from grader.errors import BadInput, GraderError
+from grader.notebook.starter import starter_notebook
 from grader.refcache import ANSWERS_FILE, Recorder, caching
 from grader.result import Grade
 from grader.runner import DEFAULT_SEED, grade
@@ -108,12 +112,12 @@ def _toml_with_release(assignment: Assignment, public: float, hidden: float) -> 
     )
 
 
-def _readme(assignment: Assignment, public: float, hidden: float) -> str:
+def _readme(assignment: Assignment, public: float, hidden: float, notebook: bool) -> str:
     name = assignment.name
+    files = f"{assignment.module}.ipynb" if notebook else ", ".join(assignment.files)
     return f"""# {name}: {assignment.title}
 
-Your work goes in `{name}/` ({", ".join(assignment.files)}); the exercise is in
-`{name}/README.md`.
+Your work goes in `{name}/` ({files}); the exercise is in `{name}/README.md`.
 
 Grade it from this folder, with the course's grader installed (`requirements.txt` pins
 it):
@@ -155,10 +159,11 @@ def _copy_bundle(
     stage: Path,
     recorder: Recorder,
     seed: int,
-    public: float,
-    hidden: float,
+    points: tuple[float, float],
     requirement: str,
+    notebook: bool,
 ) -> None:
+    public, hidden = points
     name = assignment.name
     target = stage / "assignments" / name
     (target / "checks").mkdir(parents=True)
@@ -172,11 +177,19 @@ def _copy_bundle(
     recorder.write(target / "checks" / ANSWERS_FILE, name, seed)
     if assignment.template_dir.is_dir():
         shutil.copytree(assignment.template_dir, stage / "student_template" / name, ignore=IGNORED)
+    if notebook:
+        (stage / name).mkdir()
+        (stage / name / f"{assignment.module}.ipynb").write_text(
+            starter_notebook(assignment), encoding="utf-8"
+        )
+    elif assignment.template_dir.is_dir():
         shutil.copytree(assignment.template_dir, stage / name, ignore=IGNORED)
     if assignment.readme.is_file():
         shutil.copy2(assignment.readme, target / "README.md")
+        (stage / name).mkdir(exist_ok=True)
         shutil.copy2(assignment.readme, stage / name / "README.md")
-    (stage / "README.md").write_text(_readme(assignment, public, hidden), encoding="utf-8")
+    readme = _readme(assignment, public, hidden, notebook)
+    (stage / "README.md").write_text(readme, encoding="utf-8")
     (stage / REQUIREMENTS).write_text(_requirements(requirement), encoding="utf-8")
 
 
@@ -202,6 +215,21 @@ def _verify(
     return notes
 
 
+def _verify_notebook(
+    assignment: Assignment, bundle: Path, expected: dict[Path, Grade], seed: int
+) -> str:
+    """Grade the bundle's starter notebook: it must score what the stub scores in the course."""
+    stub = expected.get(assignment.template_dir)
+    if stub is None:
+        raise BadInput(f"{assignment.name} has no student template to make a notebook of.")
+    path = bundle / assignment.name / f"{assignment.module}.ipynb"
+    got = grade(assignment.name, path, course=Course(bundle.resolve()), seed=seed, device="cpu")
+    if _outcome(got) != _outcome(stub):
+        raise GraderError(f"the bundle's notebook grades differently from the stub {path.name}.")
+    name = f"{assignment.name}/{path.name}"
+    return f"{name}: {got.score:g}/{got.max_score:g} in the bundle, as the stub in the full course"
+
+
 def build_release(
     assignment_name: str,
     output: Path,
@@ -211,6 +239,7 @@ def build_release(
     force: bool = False,
     seed: int = DEFAULT_SEED,
     requirement: str | None = None,
+    notebook: bool = False,
 ) -> Release:
     """Write the student bundle of `assignment_name` to `output` and verify it.
 
@@ -218,6 +247,7 @@ def build_release(
     recorded too, and the bundle must give it the same full public score as the course.
     `requirement` is the pip requirement of the grader that the bundle's requirements.txt
     pins (default: this grader's version on the package index, `dl-grader==VERSION`).
+    With `notebook`, students start from the starter notebook rather than the stub module.
     """
     requirement = requirement or default_requirement()
     if "\n" in requirement or "\r" in requirement or not requirement.strip():
@@ -252,8 +282,10 @@ def build_release(
     output.parent.mkdir(parents=True, exist_ok=True)
     stage = Path(tempfile.mkdtemp(prefix=f".{output.name}.", dir=output.parent))
     try:
-        _copy_bundle(assignment, stage, recorder, seed, public, hidden, requirement)
+        _copy_bundle(assignment, stage, recorder, seed, (public, hidden), requirement, notebook)
         verified = _verify(assignment, stage, grades, seed)
+        if notebook:
+            verified.append(_verify_notebook(assignment, stage, grades, seed))
         if output.exists():
             shutil.rmtree(output)
         stage.rename(output)

@@ -20,6 +20,7 @@ STATUSES = ("passed", "failed", "error", "timeout", "skipped")
 MESSAGE_LIMIT = 10_000
 DETAILS_LIMIT = 50_000
 OUTPUT_LIMIT = 200_000
+NOTE_LIMIT = 300
 
 
 def _shown_metric(value: Any) -> Any:
@@ -83,7 +84,8 @@ class Grade:
     """(check id, text) of what the submission printed during each check that printed; the
     id is "" for what it printed while being imported. `student_output` holds all of it."""
     notes: tuple[str, ...] = ()
-    """What the student should know about what was graded (which of two copies of a file)."""
+    """What the student should know about what was graded (which of two copies of a file, a
+    notebook's left-out cells)."""
     import_error: str = ""
     """Why the submission could not be imported (a syntax error, a forbidden import, a hang
     at import...), when it could not: every check that needed it failed for this reason."""
@@ -116,7 +118,7 @@ class Grade:
             printed=tuple(
                 (one_line(ident), printable(text, OUTPUT_LIMIT)) for ident, text in self.printed
             ),
-            notes=tuple(one_line(note, 1000) for note in self.notes),
+            notes=tuple(one_line(note, NOTE_LIMIT) for note in self.notes),
             import_error=printable(self.import_error, MESSAGE_LIMIT),
         )
 

@@ -1,17 +1,17 @@
 """The students of a submissions folder: who they are, how rows and files name them, and a
 fingerprint of what each handed in.
 
-Each child of the folder is one student: a folder, named by its name, or a .zip, named by its
-stem -- or by its whole name when the stem is taken, so `victim.zip` beside `victim/` is a
-second student rather than a reason to reject `victim`. Hidden entries, `__MACOSX` and
-`__pycache__` are skipped; other files are listed as ignored. Two layouts an LMS exports are
-read too: the flat `name_12345_67890_file.py` files of a Canvas bulk download are grouped
-per student (`stage` copies each student's files into a folder of their own before they are
-graded), and the folders of a Gradescope export are named by who submitted them. The
-batch's own output folder, and any folder an earlier batch wrote a gradebook into, is never
-a student. A child that is a symbolic link
-to a folder (or named .zip) is a student whose row says it was not read: nothing is read
-through a link (`subs/eve -> alice` must not grade alice's code as eve's).
+Each child of the folder is one student: a folder, named by its name, or a .zip or .ipynb
+notebook, named by its stem -- or by its whole name when the stem is taken, so `victim.zip`
+beside `victim/` is a second student rather than a reason to reject `victim`. Hidden
+entries, `__MACOSX` and `__pycache__` are skipped; other files are listed as ignored. Two
+layouts an LMS exports are read too: the flat `name_12345_67890_file.py` files of a Canvas
+bulk download are grouped per student (`stage` copies each student's files into a folder of
+their own before they are graded), and the folders of a Gradescope export are named by who
+submitted them. The batch's own output folder, and any folder an earlier batch wrote a
+gradebook into, is never a student. A child that is a symbolic link to a folder (or named
+.zip or .ipynb) is a student whose row says it was not read: nothing is read through a link
+(`subs/eve -> alice` must not grade alice's code as eve's).
 
 A name is hostile text (any bytes but `/` and NUL, up to 255 of them). `shown` is the name
 for people and spreadsheets: bytes that are not UTF-8 as `\\xNN`, control characters escaped.
@@ -40,7 +40,7 @@ from grader.errors import BadInput
 from grader.lms import Person, canvas, gradescope_export
 from grader.pool import Student
 from grader.safecopy import FILE_FLAGS, copy_files, kind, shown
-from grader.submission import MAX_EXTRACTED_BYTES, MAX_FILES, ignored
+from grader.submission import MAX_EXTRACTED_BYTES, MAX_FILES, ignored, is_notebook_name
 
 SKIPPED_NAMES = ("__MACOSX", "__pycache__")
 PLAIN_NAME = re.compile(r"\w[\w.\- ]*")
@@ -73,13 +73,17 @@ def file_stems(names: list[str]) -> dict[str, str]:
     }
 
 
-def _is_zip_name(name: str) -> bool:
-    return name.lower().endswith(".zip") and len(name) > len(".zip")
+def _is_file_submission(name: str) -> bool:
+    """Whether a file by this name is a submission: a .zip, or a notebook."""
+    return (name.lower().endswith(".zip") and len(name) > len(".zip")) or is_notebook_name(name)
 
 
 def _student_names(children: list[str]) -> dict[str, str]:
-    """Each child's student name: a zip's stem unless another child already has it."""
-    names = {child: child[: -len(".zip")] if _is_zip_name(child) else child for child in children}
+    """Each child's student name: a zip's or notebook's stem unless another child has it."""
+    names = {
+        child: child.rsplit(".", 1)[0] if _is_file_submission(child) else child
+        for child in children
+    }
     while True:
         counts = Counter(names.values())
         clashing = [c for c, name in names.items() if counts[name] > 1 and name != c]
@@ -92,11 +96,12 @@ def _student_names(children: list[str]) -> dict[str, str]:
 def _problem(entry: os.DirEntry[str]) -> str | None:
     """Why the child `entry` cannot be read ('' when it can), or None if it is no submission."""
     if entry.is_symlink():
-        points_at_one = entry.is_dir() or _is_zip_name(entry.name)  # the link's target, unread
+        points_at_one = entry.is_dir() or _is_file_submission(entry.name)  # target unread
         return f"{shown(entry.name)} is a symbolic link" if points_at_one else None
     if entry.is_dir(follow_symlinks=False):
         return ""
-    return "" if entry.is_file(follow_symlinks=False) and _is_zip_name(entry.name) else None
+    is_file = entry.is_file(follow_symlinks=False)
+    return "" if is_file and _is_file_submission(entry.name) else None
 
 
 class Found(NamedTuple):
@@ -193,7 +198,7 @@ def find_students(
     found_students = []
     for child, name in names.items():
         problem = children[child] and (
-            f"{children[child]}; a submission is read only from a folder or .zip that is "
+            f"{children[child]}; a submission is read only from a folder, .zip or notebook that is "
             "itself in the submissions folder (links are never followed)."
         )
         people = submitters.get(child, ())
@@ -204,7 +209,7 @@ def find_students(
         name = group_names[key]
         person = Person(name=key[0], canvas_id=key[1])
         only = list(picked)
-        if len(only) == 1 and _is_zip_name(picked[only[0]]):  # a zip: graded as one
+        if len(only) == 1 and _is_file_submission(picked[only[0]]):  # graded as one file
             student = Student(name, folder / only[0], "", shown(name), stems[name])
         else:
             student = Student(

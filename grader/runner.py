@@ -185,12 +185,13 @@ def grade(
             limits,
             assignment.forbidden_imports,
             hidden_paths=(course.root, data_dir()),
+            sources=prepared.sources,
         )
         violations = scan(prepared.folder, assignment.forbidden_imports)
         if violations:
+            where = violations[0].describe(prepared.sources)
             sandbox.refuse(
-                f"{violations[0].describe()}, which this assignment does not allow: "
-                "write it with NumPy yourself."
+                f"{where}, which this assignment does not allow: write it with NumPy yourself."
             )
         sandbox.spawn()
         sandbox.deadline = started + limits.total_timeout_s

@@ -64,7 +64,8 @@ class BatchProgress:
         self.total = plan.to_grade
         if plan.ignored:
             self.console.print(
-                f"Ignoring {len(plan.ignored)} file(s) that are neither a folder nor a .zip: "
+                f"Ignoring {len(plan.ignored)} file(s) that are neither a folder, a .zip nor "
+                "a notebook: "
                 + ", ".join(one_line(name) for name in plan.ignored[:5])
                 + (" ..." if len(plan.ignored) > 5 else ""),
                 style="yellow",
@@ -325,7 +326,7 @@ def batch(
     no_reference_cache: bool,
     course_dir: Path | None,
 ) -> None:
-    """Grade every submission (folder or .zip) in SUBMISSIONS into a gradebook.
+    """Grade every submission (folder, .zip or .ipynb) in SUBMISSIONS into a gradebook.
 
     Each child of SUBMISSIONS is one student, named by the child; the files of a Canvas bulk
     download are grouped per student, and the folders of a Gradescope export are named by

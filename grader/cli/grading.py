@@ -117,7 +117,8 @@ class GradingCommand(click.Command):
 @click.option(
     "--submission",
     type=click.Path(path_type=Path),
-    help="Folder or .zip with the files (default: ./ASSIGNMENT or the current folder).",
+    help="Folder, .zip or .ipynb notebook with the files (default: ./ASSIGNMENT or the "
+    "current folder).",
 )
 @click.option(
     "--format",

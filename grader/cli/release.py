@@ -37,6 +37,9 @@ from grader.release import build_release
     "(default: dl-grader==THIS VERSION), e.g. a wheel's URL.",
 )
 @click.option("--zip", "make_zip", is_flag=True, help="Also write DIR.zip.")
+@click.option(
+    "--notebook", is_flag=True, help="Students start from a notebook instead of the stub .py."
+)
 @click.option("--force", is_flag=True, help="Replace an existing bundle at DIR.")
 @course_option
 @handle_errors
@@ -46,6 +49,7 @@ def release(
     solution: Path | None,
     grader_requirement: str | None,
     make_zip: bool,
+    notebook: bool,
     force: bool,
     course_dir: Path | None,
 ) -> None:
@@ -59,6 +63,7 @@ def release(
         solution=solution,
         force=force,
         requirement=grader_requirement,
+        notebook=notebook,
     )
     click.echo(
         f"Wrote {bundle.folder}: {len(bundle.files)} files, public checks worth "

@@ -10,8 +10,9 @@ from rich.console import Console
 from rich.table import Table
 
 from grader.cli.common import assignment_argument, course_option, handle_errors
-from grader.course import load_course
+from grader.course import Assignment, load_course
 from grader.errors import BadInput
+from grader.notebook.starter import starter_notebook
 
 
 @click.command("list")
@@ -40,13 +41,23 @@ def list_assignments(course_dir: Path | None) -> None:
     help="Where to create the folder (default: ./ASSIGNMENT).",
 )
 @click.option("--force", is_flag=True, help="Overwrite files that already exist.")
+@click.option(
+    "--notebook",
+    is_flag=True,
+    help="Start from a notebook (MODULE.ipynb: the README and the stubs as cells) instead.",
+)
 @course_option
 @handle_errors
-def init(assignment: str, target_dir: Path | None, force: bool, course_dir: Path | None) -> None:
+def init(
+    assignment: str, target_dir: Path | None, force: bool, notebook: bool, course_dir: Path | None
+) -> None:
     """Create ./ASSIGNMENT with the starter code and the exercise's README."""
     course = load_course(course_dir)
     spec = course.assignment(assignment)
     target = target_dir or Path.cwd() / spec.name
+    if notebook:
+        _init_notebook(spec, target, force)
+        return
     sources = [p for p in spec.template_dir.iterdir() if p.is_file()] + [spec.readme]
     existing = [target / p.name for p in sources if (target / p.name).exists()]
     if existing and not force:
@@ -58,3 +69,21 @@ def init(assignment: str, target_dir: Path | None, force: bool, course_dir: Path
         shutil.copy2(source, target / source.name)
     click.echo(f"Created {target} with {', '.join(p.name for p in sources)}.")
     click.echo(f"Edit {spec.files[0]}, then run: grade {spec.name}")
+
+
+def _init_notebook(spec: Assignment, target: Path, force: bool) -> None:
+    """Write the starter notebook into `target`, never beside the module it stands for."""
+    path = target / f"{spec.module}.ipynb"
+    module = target / spec.files[0]
+    if module.exists():
+        raise BadInput(
+            f"{module} already exists; a notebook beside it would leave two submissions. "
+            "Use another --dir."
+        )
+    if path.exists() and not force:
+        raise BadInput(f"{path} already exists; your work is kept. Use --force to overwrite it.")
+    text = starter_notebook(spec)
+    target.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
+    click.echo(f"Created {path}: the exercise and the stubs as cells.")
+    click.echo(f"Open it in Jupyter (or upload it to Colab), then run: grade {spec.name}")

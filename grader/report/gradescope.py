@@ -63,6 +63,7 @@ def _summary(grade: Grade) -> str:
         ]
     lines.extend(grade.notes)
     lines.append(f"Inputs seeded with {grade.seed}; grader {grade.grader_version}.")
+    lines += [f"Note: {note}" for note in grade.notes]
     return "\n".join(lines)
 
 

@@ -73,6 +73,8 @@ def to_markdown(grade: Grade) -> str:
     if grade.public_only:
         footer += " · public checks only: hidden checks run when you submit"
     lines += [f"<sub>{footer}</sub>", ""]
+    if grade.notes:
+        lines += [*(f"* {_cell(note)}" for note in grade.notes), ""]
     return "\n".join(lines)
 
 

@@ -48,6 +48,7 @@ from grader.sandbox.codec import (
 from grader.sandbox.forkserver import ForkedWorker
 from grader.sandbox.limits import Limits
 from grader.scratch import ScratchFolder
+from grader.sourcemap import SourceMap
 from grader.submission import MAX_EXTRACTED_BYTES, MAX_FILES
 
 GRADER_ROOT = str(Path(__file__).resolve().parent.parent.parent)
@@ -103,10 +104,10 @@ class StudentException(StudentError):
     def hintable(self) -> bool:
         return self.type_name != "NotImplementedError"
 
-    def __init__(self, call: str, reply: dict) -> None:
+    def __init__(self, call: str, reply: dict, sources: SourceMap | None = None) -> None:
         self.type_name = one_line(reply.get("type", "Exception"), 100)
         self.text = printable(reply.get("message", ""), 2000)
-        self.frames = _frames(reply.get("frames"))
+        self.frames = _frames(reply.get("frames"), sources)
         where = ""
         if self.frames:
             path, line, _, _ = self.frames[-1]
@@ -126,9 +127,10 @@ class StudentException(StudentError):
         super().__init__(message, f"Traceback (your code):\n{trace}\n{self.type_name}: {self.text}")
 
 
-def _frames(frames: Any) -> list[tuple[str, int, str, str]]:
+def _frames(frames: Any, sources: SourceMap | None = None) -> list[tuple[str, int, str, str]]:
     """The innermost frames of a worker's traceback, (path, line, function, code), as safe text;
-    anything not shaped like a frame is dropped."""
+    anything not shaped like a frame is dropped. A frame in a module made from a notebook is
+    placed by `sources` (its cell and line) with the code read from the grader's own copy."""
     if not isinstance(frames, list):
         return []
     kept = []
@@ -137,7 +139,10 @@ def _frames(frames: Any) -> list[tuple[str, int, str, str]]:
             continue
         path, line, name, code = frame
         line = line if type(line) is int and 0 <= line < 10**9 else 0
-        kept.append((one_line(path, 200), line, one_line(name, 100), one_line(code, 200)))
+        path, code = one_line(path, 200), one_line(code, 200)
+        if sources is not None:
+            path, line, code = sources.locate(path, line, code)
+        kept.append((path, line, one_line(name, 100), code))
     return kept
 
 
@@ -267,8 +272,15 @@ class Sandbox:
         limits: Limits,
         forbidden_imports: tuple[str, ...] = (),
         hidden_paths: tuple[Path, ...] = (),
+        sources: SourceMap | None = None,
     ) -> None:
+        """`sources` maps the module's lines back to the notebook it was made from."""
         self.submission_dir = Path(submission_dir)
+        self.sources = sources
+        self.source_label = sources.label if sources else f"{module}.py"
+        self.importing = (
+            f"running the code cells of {sources.label}" if sources else f"importing {module}.py"
+        )
         self.hidden_paths = tuple(str(Path(p).resolve()) for p in hidden_paths)
         self.module = module
         self.limits = limits
@@ -442,8 +454,8 @@ class Sandbox:
         except ChannelTimeout:
             self._fail_import(
                 SubmissionImportError(
-                    self._grade_time_message(f"importing {self.module}.py")
-                    or f"importing {self.module}.py took longer than {timeout:g} s "
+                    self._grade_time_message(self.importing)
+                    or f"{self.importing} took longer than {timeout:g} s "
                     "(is there an infinite loop or a long computation at module level?)"
                 )
             )
@@ -451,14 +463,14 @@ class Sandbox:
             code = self._kill(grace_s=EXIT_GRACE_S)
             self._fail_import(
                 SubmissionImportError(
-                    f"the submission stopped the grader's worker while {self.module}.py was being "
-                    f"imported ({self._exit_description(code)})"
+                    f"the submission stopped the grader's worker while {self.importing} "
+                    f"({self._exit_description(code)})"
                 )
             )
         except ProtocolError as error:
             self._fail_import(
                 SubmissionImportError(
-                    f"while {self.module}.py was being imported, the worker sent data the "
+                    f"while {self.importing}, the worker sent data the "
                     f"grader refuses ({one_line(error, 300)})"
                 )
             )
@@ -476,9 +488,12 @@ class Sandbox:
             self._module_handle = Handle(0, self.module, methods)
             return
         if header.get("op") == "import_error":
-            error = StudentException(f"importing {self.module}.py", header)
+            error = StudentException(self.importing, header, self.sources)
             self._fail_import(
-                SubmissionImportError(_import_message(self.module, error), error.details)
+                SubmissionImportError(
+                    _import_message(self.source_label, self.sources is not None, error),
+                    error.details,
+                )
             )
         self._fail_import(SubmissionImportError("the worker sent an unexpected first message"))
 
@@ -606,7 +621,7 @@ class Sandbox:
             return self._request(header, [], f"{handle.cls}.{name}", {}, {})
         except StudentException as error:
             if error.type_name == "AttributeError":
-                raise MissingName(_missing_message(handle, name, self.module)) from None
+                raise MissingName(_missing_message(handle, name, self.source_label)) from None
             raise
 
     def setattr(self, handle: Handle, name: str, value: Any) -> None:
@@ -676,7 +691,7 @@ class Sandbox:
     ) -> Any:
         op = reply.get("op")
         if op == "error":
-            raise StudentException(label, reply)
+            raise StudentException(label, reply, self.sources)
         if op != "result":
             self._kill()
             raise WorkerCrashed(f"{label} sent back an unexpected message.")
@@ -842,18 +857,21 @@ def _call_label(handle: Handle, name: str | None) -> str:
     return f"{handle.cls}.{name}()"
 
 
-def _missing_message(handle: Handle, name: str, module: str) -> str:
+def _missing_message(handle: Handle, name: str, source: str) -> str:
     if handle.id == 0:
-        return f"{module}.py does not define `{name}` (check the spelling against the README)."
+        return f"{source} does not define `{name}` (check the spelling against the README)."
     return (
         f"{handle.cls} objects have no attribute `{name}` (set it in the method the README names)."
     )
 
 
-def _import_message(module: str, error: StudentException) -> str:
+def _import_message(source: str, notebook: bool, error: StudentException) -> str:
     if error.type_name == "NotImplementedError":
-        return f"{module}.py is not implemented yet (importing it raises NotImplementedError)."
-    return f"{module}.py could not be imported: {error.raised}."
+        doing = "running its code cells" if notebook else "importing it"
+        return f"{source} is not implemented yet ({doing} raises NotImplementedError)."
+    if notebook:  # "running the code cells of hw3.ipynb raised ... (hw3.ipynb, cell 7, line 3)."
+        return error.message
+    return f"{source} could not be imported: {error.raised}."
 
 
 def _exit_description(code: int | None) -> str:
