@@ -501,3 +501,38 @@ def test_a_sweep_never_removes_the_new_group_of_a_live_grader():
         assert all(folder.is_dir() for folder in group.folders)
     finally:
         group.remove()
+
+
+CHECKOUT = """
+import sys
+sys.path.insert(0, sys.argv[1])
+from pathlib import Path
+from grader.sandbox.limits import Limits
+from grader.sandbox.proxy import Sandbox, SubmissionProxy
+assert Path(sys.modules["grader"].__file__).is_relative_to(sys.argv[1])
+sandbox = Sandbox(Path(sys.argv[2]), "probe", Limits(call_timeout_s=20.0))
+try:
+    print(SubmissionProxy(sandbox).late_import(), sandbox.protections.get("view", ""))
+finally:
+    sandbox.close()
+"""
+
+
+def test_a_grader_checked_out_under_tmp_still_reaches_its_own_package(tmp_path, submission):
+    """A CI job clones into a temporary folder: the worker's own /tmp must not hide the
+    grader's package, which it imports late (the torch harness of assignment8)."""
+    checkout = tmp_path / "clone"
+    shutil.copytree(ROOT / "grader", checkout / "grader", ignore=shutil.ignore_patterns("data"))
+    (submission / "probe.py").write_text(
+        PROBE + "\n\ndef late_import():\n"
+        "    import grader.sandbox.torch_harness as harness\n"
+        "    return harness.__name__\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", CHECKOUT, str(checkout), str(submission)],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    imported, _, view = done.stdout.strip().partition(" ")
+    assert imported == "grader.sandbox.torch_harness"
+    assert view.startswith("active"), view  # in its own root, not fallen back to the machine's

@@ -336,22 +336,20 @@ def _pivot(root: str) -> None:
     _mount(None, "/", None, MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV)
 
 
-def _build_root(
-    root: str,
-    opened: list[tuple[str, int]],
-    links: list[tuple[str, str]],
-    masked: dict[str, str],
-    secret: list[str],
-) -> list[str]:
-    """Bind what the worker reads into `root`, recreate links, mask; the libraries masked."""
+def _build_root(root: str, opened: list[tuple[str, int]], links: list[tuple[str, str]]) -> None:
+    """Bind what the worker reads into `root` (but what lies under /tmp) and recreate links."""
     for path, fd in opened:
-        target = root + path
-        _make_path(target, os.path.isdir(f"/proc/self/fd/{fd}"))
-        _bind(fd, target, read_only=path != DEVICES)
+        if not _inside(path, SCRATCH):  # those go on top of the scratch tmpfs, later
+            _bind_into(root, path, fd)
     for path, destination in links:
         if not os.path.lexists(root + path):
             os.makedirs(os.path.dirname(root + path), exist_ok=True)
             os.symlink(destination, root + path)
+
+
+def _mask(root: str, masked: dict[str, str], secret: list[str]) -> list[str]:
+    """Cover the course and data folders, and forbidden libraries, wherever they lie in the
+    worker's root (after every bind, so none of them uncovers one); the libraries masked."""
     for path in secret:
         if os.path.isdir(root + path):
             _mount("tmpfs", root + path, "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV, "size=4k")
@@ -363,13 +361,29 @@ def _build_root(
     return hidden
 
 
-def _build_scratch(root: str, name: str, source: int, scratch_mb: int) -> str:
-    """The worker's /tmp (its folder, a copy of the submission) and /dev/shm, /dev/mqueue
-    and /dev/pts of its own; what became of the terminals."""
+def _inside(path: str, folder: str) -> bool:
+    return path.startswith(folder.rstrip(os.sep) + os.sep)
+
+
+def _bind_into(root: str, path: str, fd: int) -> None:
+    target = root + path
+    _make_path(target, os.path.isdir(f"/proc/self/fd/{fd}"))
+    _bind(fd, target, read_only=path != DEVICES)
+
+
+def _build_scratch(
+    root: str, name: str, source: int, scratch_mb: int, opened: list[tuple[str, int]]
+) -> str:
+    """The worker's /tmp (its folder, a copy of the submission, and read-only binds of what
+    it reads that lives under /tmp, such as a grader checked out there) and /dev/shm,
+    /dev/mqueue and /dev/pts of its own; what became of the terminals."""
     scratch = root + SCRATCH
     os.makedirs(scratch)
     _mount("tmpfs", scratch, "tmpfs", MS_NOSUID | MS_NODEV,
            f"mode=1777,size={int(scratch_mb)}m,nr_inodes=65536")  # fmt: skip
+    for path, fd in opened:
+        if _inside(path, SCRATCH):
+            _bind_into(root, path, fd)
     _copy_tree(source, os.path.join(scratch, name, "submission"))
     os.makedirs(os.path.join(scratch, name, "home"))
     if os.path.isdir(root + SHARED_MEMORY):
@@ -412,8 +426,9 @@ def private_files(
         _mount(None, "/", None, MS_REC | MS_PRIVATE)
         _mount("tmpfs", root, "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755,size=1m")
         staged = True
-        hidden = _build_root(root, opened, links, masked, list(secret))
-        terminals = _build_scratch(root, name, source, scratch_mb)
+        _build_root(root, opened, links)
+        terminals = _build_scratch(root, name, source, scratch_mb, opened)
+        hidden = _mask(root, masked, list(secret))
         os.makedirs(root + PROC, exist_ok=True)
         _mount("proc", root + PROC, "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
         _pivot(root)
