@@ -83,10 +83,15 @@ def use_fork_server() -> bool:
 
 
 class StudentError(Exception):
-    """Student code failed in a way that fails the check; `message` is one line for them."""
+    """Student code failed in a way that fails the check; `message` is one line for them.
+
+    `hintable`: whether a check's hint may follow the message. Only an exception the
+    student's function raised itself is about that function's code; a timeout, a crash, an
+    import that failed or a missing name has its own words and no hint.
+    """
 
     status = "error"
-    hintable = True
+    hintable = False
 
     def __init__(self, message: str, details: str = "") -> None:
         super().__init__(message)
@@ -95,13 +100,16 @@ class StudentError(Exception):
 
 
 class StudentException(StudentError):
-    """The student's code raised an exception."""
+    """The student's code raised an exception; `function` is the function that was called."""
 
     @property
     def hintable(self) -> bool:
-        return self.type_name != "NotImplementedError"
+        """A stub's NotImplementedError and a failed import (a forbidden library among them)
+        say all there is to say; any other exception is about the function's own code."""
+        return self.type_name not in UNHINTED_EXCEPTIONS
 
     def __init__(self, call: str, reply: dict) -> None:
+        self.function = function_of(call)
         self.type_name = one_line(reply.get("type", "Exception"), 100)
         self.text = printable(reply.get("message", ""), 2000)
         self.frames = _frames(reply.get("frames"))
@@ -121,6 +129,14 @@ class StudentException(StudentError):
         super().__init__(message, f"Traceback (your code):\n{trace}\n{self.type_name}: {self.text}")
 
 
+UNHINTED_EXCEPTIONS = frozenset({"NotImplementedError", "ImportError", "ModuleNotFoundError"})
+
+
+def function_of(label: str) -> str:
+    """The function a call's label names: "Sigmoid.forward" for "Sigmoid.forward()"."""
+    return label.split("(", 1)[0].strip()
+
+
 def _frames(frames: Any) -> list[tuple[str, int, str, str]]:
     """The innermost frames of a worker's traceback, (path, line, function, code), as safe text;
     anything not shaped like a frame is dropped."""
@@ -138,8 +154,6 @@ def _frames(frames: Any) -> list[tuple[str, int, str, str]]:
 
 class SubmissionImportError(StudentError):
     """The submission could not be imported, so no check that needs it can run."""
-
-    hintable = False
 
 
 class WorkerTimeout(StudentError):
@@ -215,6 +229,7 @@ class Sandbox:
         self.applied_limits: list[str] = []
         self.protections: dict[str, str] = {}
         self.import_failure: StudentError | None = None
+        self.last_function: str | None = None  # what the latest call ran: a hint's subject
         self._process: subprocess.Popen | ForkedWorker | None = None
         self._channel: Channel | None = None
         self._drainer: threading.Thread | None = None
@@ -497,6 +512,7 @@ class Sandbox:
             "kwargs": encoder.encode(dict(kwargs)),
         }
         label = _call_label(handle, name)
+        self.last_function = function_of(label)
         return self._request(header, encoder.blobs, label, encoder.refs, callbacks)
 
     def getattr(self, handle: Handle, name: str) -> Any:
@@ -523,6 +539,7 @@ class Sandbox:
         """
         encoder = Encoder(handle_of=_handle_of)
         header = {"op": "harness", "name": function, "args": encoder.encode(tuple(args))}
+        self.last_function = function_of(label)
         return self._request(header, encoder.blobs, label, {}, {})
 
     def seterr(self, settings: dict[str, str]) -> dict[str, str]:
