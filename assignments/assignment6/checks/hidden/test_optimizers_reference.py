@@ -126,7 +126,7 @@ def _compare(params, want, *, label: str, step: int, atol: float, hint: str) -> 
 @pytest.mark.parametrize("name", OPTIMIZERS)
 def test_trajectory_on_random_gradients(student, reference, rng, name):
     settings = RANDOM_SETTINGS[name]
-    label = f"{name}({', '.join(f'{k}={v}' for k, v in settings.items())})"
+    label = f"{name}.update with {', '.join(f'{k}={v}' for k, v in settings.items())}"
     optimizer = getattr(student, name)(**settings)
     expected = getattr(reference, name)(**settings)
     params = _random_params(rng)
@@ -148,7 +148,7 @@ def _textbook_grads(params: dict) -> dict[str, np.ndarray]:
 @pytest.mark.parametrize("name", OPTIMIZERS)
 def test_trajectory_on_textbook_function(student, reference, name):
     settings = TEXTBOOK_SETTINGS[name]
-    label = f"{name}(lr={settings['lr']}) on f(x, y) = x**2/20 + y**2 from (-7, 2)"
+    label = f"{name}.update with lr={settings['lr']} on f(x, y) = x**2/20 + y**2 from (-7, 2)"
     optimizer = getattr(student, name)(**settings)
     expected = getattr(reference, name)(**settings)
     params = {"x": np.array(-7.0), "y": np.array(2.0)}
@@ -163,7 +163,7 @@ def test_trajectory_on_textbook_function(student, reference, name):
 @pytest.mark.points(2)
 @pytest.mark.parametrize("name", ["AdaGrad", "RMSprop", "Adam"])
 def test_zero_gradient_entries_stay_finite(student, reference, rng, name):
-    label = f"{name}() with zero gradients in column 1 of W and all of b"
+    label = f"{name}.update with zero gradients in column 1 of W and all of b"
     optimizer = getattr(student, name)()
     expected = getattr(reference, name)()
     params = {"W": rng.standard_normal((3, 4)), "b": rng.standard_normal(4)}
