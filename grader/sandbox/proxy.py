@@ -483,8 +483,9 @@ class Sandbox:
     @contextlib.contextmanager
     def inplace(self, objects: tuple[Any, ...]) -> Iterator[None]:
         """While open, the worker's in-place changes to `objects` (arrays, dicts, lists, and
-        the arrays, dicts and lists they hold) are written back into them after each call.
-        Every other argument is left as the caller made it, whatever the worker does."""
+        the arrays, dicts and lists they hold) are written back into them after each call,
+        and before each callback during it. Every other argument is left as the caller made
+        it, whatever the worker does."""
         for value in objects:
             if not isinstance(value, np.ndarray | dict | list):
                 kind = type(value).__name__
@@ -568,7 +569,7 @@ class Sandbox:
                 reply, reply_blobs = self._channel.recv(deadline)
                 if reply.get("op") != "callback":
                     break
-                spent = self._answer_callback(reply, reply_blobs, callbacks, deadline)
+                spent = self._answer_callback(reply, reply_blobs, refs, callbacks, deadline)
                 deadline = min(deadline + spent, time.monotonic() + self._remaining())
             return self._read_reply(reply, reply_blobs, label, refs, deadline)
         except ChannelTimeout:
@@ -601,37 +602,51 @@ class Sandbox:
         )
         try:
             value = decoder.decode(reply.get("value"))
-            sync = reply.get("sync", [])
-            if not isinstance(sync, list):
-                raise ProtocolError("bad sync list")
-            updates = []
-            for item in sync:
-                if not (isinstance(item, list) and len(item) == 2 and _known(item[0], refs)):
-                    raise ProtocolError("bad sync entry")
-                updates.append((refs[item[0]], decoder.decode(item[1])))
+            self._sync(decoder, reply.get("sync", []), refs)
         except ProtocolError as error:
             self._kill()
             raise WorkerCrashed(_refused_message(label, error)) from None
+        return value
+
+    def _sync(self, decoder: Decoder, sync: Any, refs: dict[int, Any]) -> None:
+        """Write the worker's changes to the call's arguments into those `inplace` names (all
+        decoded first, so a refused entry writes nothing)."""
+        if not isinstance(sync, list):
+            raise ProtocolError("bad sync list")
+        updates = []
+        for item in sync:
+            if not (isinstance(item, list) and len(item) == 2 and _known(item[0], refs)):
+                raise ProtocolError("bad sync entry")
+            updates.append((refs[item[0]], decoder.decode(item[1])))
         writable = _reachable(self._inplace)
         for original, current in updates:
             if id(original) in writable:
                 _apply_update(original, current)
-        return value
 
     def _answer_callback(
-        self, reply: dict, blobs: list[memoryview], callbacks: dict, deadline: float
+        self,
+        reply: dict,
+        blobs: list[memoryview],
+        refs: dict[int, Any],
+        callbacks: dict,
+        deadline: float,
     ) -> float:
         """Run the callable the worker asked for and send its answer; the seconds it ran
-        (the trusted function's own time, which the call's limit does not charge)."""
+        (the trusted function's own time, which the call's limit does not charge). The
+        call's changes to its arguments so far reach what `inplace` names first, so a
+        function that reads them through a closure sees them as a local call would."""
         assert self._channel is not None
         ident = reply.get("id")
         if type(ident) is not int:
             raise ProtocolError("bad callback id")  # an unknown int is answered below
-        decoder = Decoder(blobs, make_handle=self._remote, deadline=deadline)
+        decoder = Decoder(
+            blobs, make_handle=self._remote, resolve_ref=_resolver(refs), deadline=deadline
+        )
         args = decoder.decode(reply.get("args"))
         kwargs = decoder.decode(reply.get("kwargs"))
         if not isinstance(args, tuple) or not isinstance(kwargs, dict):
             raise ProtocolError("bad callback arguments")
+        self._sync(decoder, reply.get("sync", []), refs)
         started = time.monotonic()
         encoder = Encoder()
         try:
@@ -871,7 +886,9 @@ class SubmissionProxy(RemoteObject):
 
     def inplace(self, *objects: Any) -> contextlib.AbstractContextManager[None]:
         """`with student.inplace(params): optimizer.update(params, grads)` writes the worker's
-        in-place changes to `params` (and the arrays in it) back into `params`.
+        in-place changes to `params` (and the arrays in it) back into `params`: when the call
+        returns, and before each function the call is given is called back, so that a
+        function reading `params` through a closure sees what the call has done so far.
 
         Outside such a block no call changes an argument the check passed: the worker works
         on copies, and what it did to them stays there. Name only what the check tests an

@@ -21,6 +21,7 @@ import os
 import sys
 import traceback
 import types
+from collections.abc import Iterable
 from typing import Any
 
 import numpy as np
@@ -155,16 +156,21 @@ class Worker:
 
     def dispatch(self, header: dict, blobs: list[bytes]) -> None:
         op = header.get("op")
-        decoder = Decoder(blobs, make_callback=self._callback, make_handle=self._object_for)
+        call = ArgumentWatch()
+        decoder = Decoder(
+            blobs,
+            make_callback=lambda callback: self._callback(callback, call),
+            make_handle=self._object_for,
+        )
         try:
             target = self.objects[header["target"]] if "target" in header else None
             if op == "call":
                 args = decoder.decode(header["args"])
                 kwargs = decoder.decode(header["kwargs"])
-                snapshot = _snapshot(decoder.refs)
+                call.watch(decoder.refs)
                 func = target if header.get("name") is None else getattr(target, header["name"])
                 value = func(*args, **kwargs)
-                self._reply_value(value, _changes(decoder.refs, snapshot))
+                self._reply_value(value, call.changes(final=True))
             elif op == "getattr":
                 self._reply_value(getattr(target, header["name"]), [])
             elif op == "setattr":
@@ -207,7 +213,11 @@ class Worker:
     def _send(self, header: dict) -> None:
         self.channel.send(header)
 
-    def _callback(self, callback: Callback) -> Any:
+    def _callback(self, callback: Callback, call: ArgumentWatch) -> Any:
+        """A stand-in for a function of the grader's that `call` received: calling it sends
+        the arguments, and the changes the call has made to its own arguments so far, so a
+        function reading them through a closure sees them as a local call would."""
+
         def call_grader(*args: Any, **kwargs: Any) -> Any:
             restore_builtins()
             encoder = Encoder(handle_for=self.handle_for)
@@ -216,19 +226,45 @@ class Worker:
                 "id": callback.id,
                 "args": encoder.encode(args),
                 "kwargs": encoder.encode(kwargs),
+                "sync": [[ref, encoder.encode(now)] for ref, now in call.changes(final=False)],
             }
             self.channel.send(header, encoder.blobs)
             while True:
                 reply, blobs = self.channel.recv()
                 op = reply.get("op")
                 if op == "callback_result":
-                    return Decoder(blobs, make_callback=self._callback).decode(reply["value"])
+                    decoder = Decoder(
+                        blobs, make_callback=lambda inner: self._callback(inner, ArgumentWatch())
+                    )
+                    return decoder.decode(reply["value"])
                 if op == "callback_error":
                     raise CallbackFailed(reply.get("message", "the function raised"))
                 self.dispatch(reply, blobs)
 
         call_grader.__name__ = "f"
         return call_grader
+
+
+class ArgumentWatch:
+    """The arguments of one call and what they looked like when it started, to report what
+    the call changed: at each callback, and in full when it returns."""
+
+    def __init__(self) -> None:
+        self.refs: dict[int, Any] = {}
+        self.snapshot: dict[int, Any] = {}
+        self.reported: set[int] = set()  # sent at a callback, so sent again at the end
+
+    def watch(self, refs: dict[int, Any]) -> None:
+        self.refs = refs
+        self.snapshot = _snapshot(refs)
+
+    def changes(self, *, final: bool) -> list[tuple[int, Any]]:
+        """The arguments that differ from the start; at the end, also every one a callback
+        reported, so an argument put back as it was is put back on the grader's side too."""
+        changed = _changes(self.refs, self.snapshot, always=self.reported if final else ())
+        if not final:
+            self.reported.update(ref for ref, _ in changed)
+        return changed
 
 
 def _snapshot(refs: dict[int, Any]) -> dict[int, Any]:
@@ -244,9 +280,13 @@ def _snapshot(refs: dict[int, Any]) -> dict[int, Any]:
     return state
 
 
-def _changes(refs: dict[int, Any], snapshot: dict[int, Any]) -> list[tuple[int, Any]]:
-    """The arguments the call changed, in a form that keeps argument identity."""
+def _changes(
+    refs: dict[int, Any], snapshot: dict[int, Any], always: Iterable[int] = ()
+) -> list[tuple[int, Any]]:
+    """The arguments the call changed (and those in `always`), in a form that keeps
+    argument identity."""
     by_identity = {id(obj): ref for ref, obj in refs.items()}
+    always = set(always)
 
     def keep_identity(value: Any) -> Any:
         return Ref(by_identity[id(value)]) if id(value) in by_identity else value
@@ -256,12 +296,12 @@ def _changes(refs: dict[int, Any], snapshot: dict[int, Any]) -> list[tuple[int, 
         if ref not in snapshot:
             continue
         if isinstance(obj, np.ndarray):
-            if (obj.shape, obj.dtype, obj.tobytes()) != snapshot[ref]:
+            if ref in always or (obj.shape, obj.dtype, obj.tobytes()) != snapshot[ref]:
                 changed.append((ref, obj))
         elif isinstance(obj, dict):
-            if [(k, id(v)) for k, v in obj.items()] != snapshot[ref]:
+            if ref in always or [(k, id(v)) for k, v in obj.items()] != snapshot[ref]:
                 changed.append((ref, {k: keep_identity(v) for k, v in obj.items()}))
-        elif isinstance(obj, list) and [id(v) for v in obj] != snapshot[ref]:
+        elif isinstance(obj, list) and (ref in always or [id(v) for v in obj] != snapshot[ref]):
             changed.append((ref, [keep_identity(v) for v in obj]))
     return changed
 
