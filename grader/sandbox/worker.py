@@ -21,7 +21,6 @@ import os
 import sys
 import traceback
 import types
-from collections.abc import Iterable
 from typing import Any
 
 import numpy as np
@@ -246,63 +245,65 @@ class Worker:
 
 
 class ArgumentWatch:
-    """The arguments of one call and what they looked like when it started, to report what
-    the call changed: at each callback, and in full when it returns."""
+    """The arguments of one call, to report what the call changed in them: at each callback
+    what changed since the last report, and when it returns what differs from the start or
+    from the last report (an argument a callback saw perturbed and that was put back since)."""
 
     def __init__(self) -> None:
         self.refs: dict[int, Any] = {}
-        self.snapshot: dict[int, Any] = {}
-        self.reported: set[int] = set()  # sent at a callback, so sent again at the end
+        self.start: dict[int, Any] = {}
+        self.reported: dict[int, Any] = {}
 
     def watch(self, refs: dict[int, Any]) -> None:
         self.refs = refs
-        self.snapshot = _snapshot(refs)
+        self.start = self.reported = _snapshot(refs)
 
     def changes(self, *, final: bool) -> list[tuple[int, Any]]:
-        """The arguments that differ from the start; at the end, also every one a callback
-        reported, so an argument put back as it was is put back on the grader's side too."""
-        changed = _changes(self.refs, self.snapshot, always=self.reported if final else ())
-        if not final:
-            self.reported.update(ref for ref, _ in changed)
+        if final:
+            return _changes(self.refs, self.start, self.reported)
+        changed = _changes(self.refs, self.reported)
+        if changed:
+            self.reported = _snapshot(self.refs)
         return changed
+
+
+def _state(obj: Any) -> Any:
+    """What an argument looks like now: an array's bytes, a dict's or list's entries."""
+    if isinstance(obj, np.ndarray):
+        return (obj.shape, obj.dtype, obj.tobytes())
+    if isinstance(obj, dict):
+        return [(k, id(v)) for k, v in obj.items()]
+    return [id(v) for v in obj]
 
 
 def _snapshot(refs: dict[int, Any]) -> dict[int, Any]:
     """What each argument looked like when it arrived, to find what the call changed."""
-    state = {}
-    for ref, obj in refs.items():
-        if isinstance(obj, np.ndarray):
-            state[ref] = (obj.shape, obj.dtype, obj.tobytes())
-        elif isinstance(obj, dict):
-            state[ref] = [(k, id(v)) for k, v in obj.items()]
-        elif isinstance(obj, list):
-            state[ref] = [id(v) for v in obj]
-    return state
+    return {
+        ref: _state(obj) for ref, obj in refs.items() if isinstance(obj, np.ndarray | dict | list)
+    }
 
 
-def _changes(
-    refs: dict[int, Any], snapshot: dict[int, Any], always: Iterable[int] = ()
-) -> list[tuple[int, Any]]:
-    """The arguments the call changed (and those in `always`), in a form that keeps
-    argument identity."""
+def _changes(refs: dict[int, Any], *snapshots: dict[int, Any]) -> list[tuple[int, Any]]:
+    """The arguments that differ from any of `snapshots`, in a form that keeps argument
+    identity."""
     by_identity = {id(obj): ref for ref, obj in refs.items()}
-    always = set(always)
 
     def keep_identity(value: Any) -> Any:
         return Ref(by_identity[id(value)]) if id(value) in by_identity else value
 
     changed = []
     for ref, obj in refs.items():
-        if ref not in snapshot:
+        if ref not in snapshots[0]:
             continue
-        if isinstance(obj, np.ndarray):
-            if ref in always or (obj.shape, obj.dtype, obj.tobytes()) != snapshot[ref]:
-                changed.append((ref, obj))
-        elif isinstance(obj, dict):
-            if ref in always or [(k, id(v)) for k, v in obj.items()] != snapshot[ref]:
-                changed.append((ref, {k: keep_identity(v) for k, v in obj.items()}))
-        elif isinstance(obj, list) and (ref in always or [id(v) for v in obj] != snapshot[ref]):
+        now = _state(obj)
+        if all(now == snapshot[ref] for snapshot in snapshots):
+            continue
+        if isinstance(obj, dict):
+            changed.append((ref, {k: keep_identity(v) for k, v in obj.items()}))
+        elif isinstance(obj, list):
             changed.append((ref, [keep_identity(v) for v in obj]))
+        else:
+            changed.append((ref, obj))
     return changed
 
 
