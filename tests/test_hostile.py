@@ -110,7 +110,7 @@ def test_os_exit_in_a_call_is_a_crash_and_the_worker_restarts(course, make_submi
     assert "exited with code 0" in checks["test_or_truth_table"].message
     assert checks["test_and_truth_table"].status == "passed"
     assert checks["test_perceptron_learns_gate[AND]"].status == "passed"
-    assert result.score == 100 - 7 - 8 - 6
+    assert result.score == 100 - 7 - 8 - 1 - 2
 
 
 def test_huge_allocation_hits_the_memory_limit(course, make_submission):
