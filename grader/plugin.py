@@ -30,7 +30,10 @@ from grader.sandbox.proxy import Sandbox, StudentError, SubmissionProxy
 
 MARKERS = {
     "points(n)": "points the check is worth",
-    "hint(text)": "hint added to a failure message that has none",
+    "hint(text, function=None)": "hint added to a failure message that has none, when the "
+    "failure is a wrong value from, or an exception raised in, `function` (a name such as "
+    "'sigmoid' or 'Sigmoid.backward', a class name for all its methods, or a tuple of them; "
+    "by default any function the check calls); never to a timeout, a crash or a failed import",
     "timeout(seconds)": "time limit for each call into student code during this check "
     "(or a function of the device name returning it)",
 }
@@ -73,24 +76,32 @@ def check_name(item: pytest.Item) -> str:
     return f"{base} [{param.id}]" if param else base
 
 
-def classify(error: BaseException) -> tuple[str, str, str, bool]:
-    """(status, one-line message, details, whether a hint helps) for what ended a check."""
+def classify(
+    error: BaseException, last_function: str | None
+) -> tuple[str, str, str, bool, str | None]:
+    """What ended a check: (status, one-line message, details, whether a hint may follow,
+    the student function a hint must be about).
+
+    A wrong value is blamed on `last_function`, the student function the check called last
+    before it failed; an exception raised in student code, on the function that raised it.
+    """
     if isinstance(error, CheckFailure):
-        return "failed", error.message, error.details, error.hint is None
+        return "failed", error.message, error.details, error.hint is None, last_function
     if isinstance(error, StudentError):
-        return error.status, error.message, error.details, error.hintable
+        culprit = getattr(error, "function", None)
+        return error.status, error.message, error.details, error.hintable, culprit
     if isinstance(error, GradeTimeLimit):
-        return "timeout", str(error), "", False
+        return "timeout", str(error), "", False, None
     if isinstance(error, AssertionError):
         text = str(error).strip()
         first = text.splitlines()[0] if text else "assertion failed"
-        return "failed", first, text, True
+        return "failed", first, text, True, last_function
     summary = f"{type(error).__name__}: {error}".splitlines()[0][:300]
     message = (
         f"the check could not evaluate your result ({summary}); "
         "check the types and shapes you return."
     )
-    return "error", message, "", True
+    return "error", message, "", True, last_function
 
 
 class GradePlugin:
@@ -215,6 +226,7 @@ class GradePlugin:
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_runtest_setup(self, item: pytest.Item) -> None:
+        self.sandbox.last_function = None
         if time.monotonic() > self.deadline:
             raise GradeTimeLimit(
                 f"not run: the grade's time limit ({self.sandbox.limits.total_timeout_s:g} s) "
@@ -237,6 +249,7 @@ class GradePlugin:
         phases["duration"] += report.duration
         if report.failed and "error" not in phases and call.excinfo is not None:
             phases["error"] = call.excinfo.value
+            phases["last_function"] = self.sandbox.last_function
             if isinstance(call.excinfo.value, BadInput) and not self.bad_input:
                 self.bad_input.append(call.excinfo.value)
                 item.session.shouldstop = str(call.excinfo.value)
@@ -254,9 +267,11 @@ class GradePlugin:
         )
         error = phases.get("error")
         if error is not None:
-            status, message, details, hintable = classify(error)
+            status, message, details, hintable, culprit = classify(
+                error, phases.get("last_function")
+            )
             if hintable:
-                message = _with_hint(item, message)
+                message = _with_hint(item, message, culprit)
             score = 0.0
         elif "skipped" in phases:
             status, message, details, score = "skipped", _skip_reason(phases["skipped"]), "", 0.0
@@ -286,11 +301,23 @@ class GradePlugin:
             self.on_result(result)
 
 
-def _with_hint(item: pytest.Item, message: str) -> str:
-    marker = item.get_closest_marker("hint")
-    if marker is None:
-        return message
-    return f"{message} Hint: {' '.join(str(marker.args[0]).split())}"
+def _with_hint(item: pytest.Item, message: str, culprit: str | None) -> str:
+    """`message` with the closest hint marker that is about `culprit`, if there is one."""
+    for marker in item.iter_markers("hint"):
+        if _is_about(marker.kwargs.get("function"), culprit):
+            return f"{message} Hint: {' '.join(str(marker.args[0]).split())}"
+    return message
+
+
+def _is_about(subject: str | tuple[str, ...] | None, culprit: str | None) -> bool:
+    """Whether a hint for `subject` (None: whatever the check calls) fits a failure of the
+    student function `culprit`; a class name covers its constructor and its methods."""
+    if subject is None:
+        return True
+    if culprit is None:
+        return False
+    names = (subject,) if isinstance(subject, str) else tuple(subject)
+    return any(culprit == name or culprit.startswith(f"{name}.") for name in names)
 
 
 def _skip_reason(longrepr: Any) -> str:

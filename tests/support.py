@@ -1,8 +1,9 @@
 """Test helpers: where fixtures live, buggy variants as patches, and a tiny course to grade.
 
 A buggy submission is written as a `Mutant` of the correct fixture: a text replacement
-that must apply exactly once, the set of checks it must fail, and a word the hint must
-contain. Keeping bugs as patches keeps each one to the line that is wrong.
+that must apply exactly once, the set of checks it must fail, a word the hint must contain,
+and the function that has the bug, which the first failure must name. Keeping bugs as
+patches keeps each one to the line that is wrong.
 """
 
 from __future__ import annotations
@@ -14,18 +15,28 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
+ALL_CHECKS = frozenset({"*"})  # as a Mutant's `fails`: every check of the assignment
 
 
 @dataclass(frozen=True)
 class Mutant:
-    """A buggy copy of an assignment's correct fixture."""
+    """A buggy copy of an assignment's correct fixture.
+
+    `bug_in`: the function with the bug ("sigmoid", "Affine.backward"), which the message of
+    the first check it fails must name. `never`: texts no failing check's message may hold
+    (the hint of a function that is not wrong). `limits`: limits changed for this grade
+    (a short call timeout for a mutant that never returns).
+    """
 
     replace: tuple[tuple[str, str], ...]
     fails: frozenset[str]
     lost: float
+    bug_in: str = ""
     hint: str = ""
     hints: dict[str, str] = field(default_factory=dict)
     statuses: dict[str, str] = field(default_factory=dict)
+    never: tuple[str, ...] = ()
+    limits: dict[str, float] = field(default_factory=dict)
 
     def hint_for(self, check: str) -> str:
         """The text the failure message of `check` must contain."""

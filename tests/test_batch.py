@@ -97,7 +97,7 @@ def make_class(root: Path) -> dict[str, tuple[str, str]]:
     return {
         "alice": ("graded", ""),
         "bob": ("graded", ""),
-        "carol": ("graded", "all 15 checks failed"),
+        "carol": ("graded", "all 19 checks failed"),
         "dan": ("graded", ""),
         "eve": ("graded", "could not be imported"),
         "gina": ("graded", "timed out"),
@@ -162,7 +162,7 @@ def test_every_student_gets_a_row_with_a_clear_status(graded_class):
     assert by_name["alice"].score == by_name["bob"].score == 100
     assert by_name["carol"].score == 0
     assert 0 < by_name["dan"].score < 100
-    assert by_name["gina"].score == 100 - 7 - 8 - 6
+    assert by_name["gina"].score == 100 - 7 - 8 - 1 - 2
     assert {c.status for c in by_name["gina"].checks} == {"passed", "timeout"}
     assert by_name["hank"].score < 100
     assert result.ignored == ("roster.txt",)
@@ -176,7 +176,7 @@ def test_gradebook_has_one_row_per_student_and_a_column_per_check(graded_class):
     header = list(rows[0])
     assert header[:6] == ["student", "score", "max_score", "percent", "status", "reason"]
     checks = header[6:]
-    assert len(checks) == 15
+    assert len(checks) == 19
     assert "public/test_gates.py::test_and_truth_table" in checks
     alice = next(r for r in rows if r["student"] == "alice")
     assert alice["score"] == "100" and alice["status"] == "graded"

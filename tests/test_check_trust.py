@@ -141,7 +141,7 @@ NOT_RESTORING_AND_HIDING_IT = """
 
     import numpy as np
 
-    sys.modules["grader.sandbox.worker"]._changes = lambda refs, snapshot: []
+    sys.modules["grader.sandbox.worker"]._changes = lambda refs, *snapshots: []
 
 
     def numerical_gradient(f, x, h=1e-4):

@@ -207,3 +207,180 @@ def test_total_time_limit_marks_remaining_checks_as_timeout(tmp_path):
     )
     assert [t.status for t in result.tests] == ["passed", "timeout"]
     assert "time limit" in result.tests[1].message
+
+
+TWO_FUNCTIONS = """
+import time
+
+def double(x):
+    return {double}
+
+def triple(x):
+    return {triple}
+"""
+
+
+def grade_two(tmp_path: Path, public: str, double: str = "2 * x", triple: str = "3 * x", **kw):
+    student = TWO_FUNCTIONS.format(double=double, triple=triple)
+    return grade_toy(tmp_path, public, student=student, **kw).tests
+
+
+HINTED_PER_FUNCTION = """
+import pytest
+from grader.compare import assert_close
+
+@pytest.mark.points(10)
+@pytest.mark.hint("triple(x) is 3 * x.", function="triple")
+@pytest.mark.hint("double(x) is 2 * x.", function="double")
+def test_both(student):
+    doubled = student.double(2)
+    assert_close(doubled, 4, name="double(2)")
+    assert_close(student.triple(2), 6, name="triple(2)")
+"""
+
+
+def test_a_hint_is_shown_for_a_wrong_value_of_its_own_function(tmp_path):
+    (check,) = grade_two(tmp_path, HINTED_PER_FUNCTION, triple="3 * x + 1")
+    assert check.message.startswith("triple(2): got 7, expected 6")
+    assert check.message.endswith("Hint: triple(x) is 3 * x.")
+
+
+def test_a_wrong_value_gets_only_the_hint_of_the_function_that_produced_it(tmp_path):
+    (check,) = grade_two(tmp_path, HINTED_PER_FUNCTION, double="2 * x + 1")
+    assert check.message.startswith("double(2): got 5, expected 4")
+    assert check.message.endswith("Hint: double(x) is 2 * x.")
+    assert "triple" not in check.message
+
+
+def test_no_hint_for_a_wrong_value_from_a_function_the_hint_is_not_about(tmp_path):
+    public = """
+        import pytest
+        from grader.compare import assert_close
+
+        @pytest.mark.points(10)
+        @pytest.mark.hint("triple(x) is 3 * x.", function="triple")
+        def test_triple_after_double(student):
+            assert_close(student.double(2), 4, name="double(2)")
+            assert_close(student.triple(2), 6, name="triple(2)")
+        """
+    (check,) = grade_two(tmp_path, public, double="2 * x + 1")
+    assert check.status == "failed"
+    assert check.message == "double(2): got 5, expected 4 (abs error 1.00e+00, rel error 2.50e-01)."
+
+
+def test_no_hint_for_an_error_raised_in_another_function(tmp_path):
+    public = """
+        import pytest
+        from grader.compare import assert_close
+
+        @pytest.mark.points(10)
+        @pytest.mark.hint("triple(x) is 3 * x.", function="triple")
+        def test_triple_after_double(student):
+            student.double(2)
+            assert_close(student.triple(2), 6, name="triple(2)")
+        """
+    (check,) = grade_two(tmp_path, public, double="x[0]")
+    assert check.status == "error"
+    assert check.message.startswith("double() raised TypeError")
+    assert "Hint" not in check.message
+
+
+def test_a_hint_is_shown_for_an_error_raised_in_its_own_function(tmp_path):
+    public = """
+        import pytest
+
+        @pytest.mark.points(10)
+        @pytest.mark.hint("triple(x) is 3 * x.", function="triple")
+        def test_triple(student):
+            student.triple(2)
+        """
+    (check,) = grade_two(tmp_path, public, triple="x[0]")
+    assert check.status == "error"
+    assert check.message.startswith("triple() raised TypeError")
+    assert check.message.endswith("Hint: triple(x) is 3 * x.")
+
+
+def test_a_hint_about_a_class_covers_its_methods(tmp_path):
+    public = """
+        import pytest
+        from grader.compare import assert_close
+
+        @pytest.mark.points(10)
+        @pytest.mark.hint("Counter.next adds one.", function="Counter")
+        def test_counter(student):
+            counter = student.Counter()
+            assert_close(counter.next(), 1, name="Counter.next()")
+        """
+    student = (
+        "class Counter:\n    def __init__(self):\n        self.n = 0\n\n"
+        "    def next(self):\n        self.n += 2\n        return self.n\n"
+    )
+    (check,) = grade_toy(tmp_path, public, student=student).tests
+    assert check.message.endswith("Hint: Counter.next adds one.")
+
+
+def test_no_hint_on_a_timeout(tmp_path):
+    from grader.sandbox.limits import Limits
+
+    public = """
+        import pytest
+
+        @pytest.mark.points(10)
+        @pytest.mark.hint("double(x) is 2 * x.")
+        def test_double(student):
+            assert student.double(2) == 4
+        """
+    (check,) = grade_two(
+        tmp_path, public, double="time.sleep(60)", limits=Limits(call_timeout_s=0.5)
+    )
+    assert check.status == "timeout"
+    assert check.message.startswith("double() did not finish within 0.5 s")
+    assert "Hint" not in check.message
+
+
+def test_no_hint_when_the_submission_cannot_be_imported(tmp_path):
+    public = """
+        import pytest
+
+        @pytest.mark.points(10)
+        @pytest.mark.hint("double(x) is 2 * x.")
+        def test_double(student):
+            assert student.double(2) == 4
+        """
+    (check,) = grade_toy(tmp_path, public, student="def double(x:\n").tests
+    assert "could not be imported" in check.message
+    assert "Hint" not in check.message
+
+
+def test_no_hint_when_student_code_imports_a_forbidden_library_at_run_time(tmp_path):
+    public = """
+        import pytest
+
+        @pytest.mark.points(10)
+        @pytest.mark.hint("double(x) is 2 * x.")
+        def test_double(student):
+            assert student.double(2) == 4
+        """
+    course = make_course(tmp_path, public, student=TWO_FUNCTIONS.format(
+        double="__import__('color' + 'sys') and 2 * x", triple="3 * x"))  # fmt: skip
+    toml = course / "assignments" / "toy" / "assignment.toml"
+    forbidden = 'forbidden_imports = ["colorsys"]\n[limits]'
+    toml.write_text(toml.read_text().replace("[limits]", forbidden))
+    (check,) = grade("toy", tmp_path / "submission", course=load_course(course), device="cpu").tests
+    assert check.status == "error"
+    assert "colorsys may not be used" in check.message
+    assert "Hint" not in check.message
+
+
+def test_no_hint_when_the_submission_lacks_the_function(tmp_path):
+    public = """
+        import pytest
+
+        @pytest.mark.points(10)
+        @pytest.mark.hint("quadruple(x) is 4 * x.")
+        def test_quadruple(student):
+            assert student.quadruple(2) == 8
+        """
+    (check,) = grade_two(tmp_path, public)
+    assert "does not define `quadruple`" in check.message
+    assert "Hint" not in check.message

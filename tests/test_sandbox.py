@@ -101,6 +101,35 @@ def test_callables_are_called_back_in_the_trusted_process(probe):
     assert isinstance(seen[0], np.ndarray)
 
 
+def test_a_callback_sees_in_place_changes_to_what_inplace_names(probe):
+    """An f that reads x through a closure, as `lambda W: net.loss(x, t)` reads the weights,
+    sees the worker's change while it is called, and x is as the worker left it after."""
+    x = np.zeros(2)
+    seen = []
+
+    def f(_):
+        seen.append(x.copy())
+        return 0.0
+
+    with probe.inplace(x):
+        probe.perturb_and_call_back(f, x)
+    np.testing.assert_array_equal(seen, [[1.0, 0.0], [0.0, 1.0]])
+    np.testing.assert_array_equal(x, [0.0, 0.0])
+
+
+def test_a_callback_never_sees_changes_to_what_inplace_does_not_name(probe):
+    x = np.zeros(2)
+    seen = []
+
+    def f(point):
+        seen.append((x.copy(), point))
+        return 0.0
+
+    probe.perturb_and_call_back(f, x)
+    np.testing.assert_array_equal([closure for closure, _ in seen], [[0.0, 0.0], [0.0, 0.0]])
+    np.testing.assert_array_equal([point for _, point in seen], [[1.0, 0.0], [0.0, 1.0]])
+
+
 def test_a_failing_callback_raises_in_the_students_code(probe):
     def f(x):
         if x == "boom":

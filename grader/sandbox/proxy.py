@@ -86,10 +86,15 @@ def use_fork_server() -> bool:
 
 
 class StudentError(Exception):
-    """Student code failed in a way that fails the check; `message` is one line for them."""
+    """Student code failed in a way that fails the check; `message` is one line for them.
+
+    `hintable`: whether a check's hint may follow the message. Only an exception the
+    student's function raised itself is about that function's code; a timeout, a crash, an
+    import that failed or a missing name has its own words and no hint.
+    """
 
     status = "error"
-    hintable = True
+    hintable = False
 
     def __init__(self, message: str, details: str = "") -> None:
         super().__init__(message)
@@ -98,13 +103,16 @@ class StudentError(Exception):
 
 
 class StudentException(StudentError):
-    """The student's code raised an exception."""
+    """The student's code raised an exception; `function` is the function that was called."""
 
     @property
     def hintable(self) -> bool:
-        return self.type_name != "NotImplementedError"
+        """A stub's NotImplementedError and a failed import (a forbidden library among them)
+        say all there is to say; any other exception is about the function's own code."""
+        return self.type_name not in UNHINTED_EXCEPTIONS
 
     def __init__(self, call: str, reply: dict, sources: SourceMap | None = None) -> None:
+        self.function = function_of(call)
         self.type_name = one_line(reply.get("type", "Exception"), 100)
         self.text = printable(reply.get("message", ""), 2000)
         self.frames = _frames(reply.get("frames"), sources)
@@ -125,6 +133,14 @@ class StudentException(StudentError):
             for path, line, name, code in self.frames
         )
         super().__init__(message, f"Traceback (your code):\n{trace}\n{self.type_name}: {self.text}")
+
+
+UNHINTED_EXCEPTIONS = frozenset({"NotImplementedError", "ImportError", "ModuleNotFoundError"})
+
+
+def function_of(label: str) -> str:
+    """The function a call's label names: "Sigmoid.forward" for "Sigmoid.forward()"."""
+    return label.split("(", 1)[0].strip()
 
 
 def _frames(frames: Any, sources: SourceMap | None = None) -> list[tuple[str, int, str, str]]:
@@ -148,8 +164,6 @@ def _frames(frames: Any, sources: SourceMap | None = None) -> list[tuple[str, in
 
 class SubmissionImportError(StudentError):
     """The submission could not be imported, so no check that needs it can run."""
-
-    hintable = False
 
 
 class WorkerTimeout(StudentError):
@@ -293,6 +307,7 @@ class Sandbox:
         self.applied_limits: list[str] = []
         self.protections: dict[str, str] = {}
         self.import_failure: StudentError | None = None
+        self.last_function: str | None = None  # what the latest call ran: a hint's subject
         self._process: subprocess.Popen | ForkedWorker | None = None
         self._channel: Channel | None = None
         self._drainer: threading.Thread | None = None
@@ -584,8 +599,9 @@ class Sandbox:
     @contextlib.contextmanager
     def inplace(self, objects: tuple[Any, ...]) -> Iterator[None]:
         """While open, the worker's in-place changes to `objects` (arrays, dicts, lists, and
-        the arrays, dicts and lists they hold) are written back into them after each call.
-        Every other argument is left as the caller made it, whatever the worker does."""
+        the arrays, dicts and lists they hold) are written back into them after each call,
+        and before each callback during it. Every other argument is left as the caller made
+        it, whatever the worker does."""
         for value in objects:
             if not isinstance(value, np.ndarray | dict | list):
                 kind = type(value).__name__
@@ -613,6 +629,7 @@ class Sandbox:
             "kwargs": encoder.encode(dict(kwargs)),
         }
         label = _call_label(handle, name)
+        self.last_function = function_of(label)
         return self._request(header, encoder.blobs, label, encoder.refs, callbacks)
 
     def getattr(self, handle: Handle, name: str) -> Any:
@@ -639,6 +656,7 @@ class Sandbox:
         """
         encoder = Encoder(handle_of=_handle_of)
         header = {"op": "harness", "name": function, "args": encoder.encode(tuple(args))}
+        self.last_function = function_of(label)
         return self._request(header, encoder.blobs, label, {}, {})
 
     def seterr(self, settings: dict[str, str]) -> dict[str, str]:
@@ -667,7 +685,7 @@ class Sandbox:
                 reply, reply_blobs = self._channel.recv(deadline)
                 if reply.get("op") != "callback":
                     break
-                spent = self._answer_callback(reply, reply_blobs, callbacks, deadline)
+                spent = self._answer_callback(reply, reply_blobs, refs, callbacks, deadline)
                 deadline = min(deadline + spent, time.monotonic() + self._remaining())
             return self._read_reply(reply, reply_blobs, label, refs, deadline)
         except ChannelTimeout:
@@ -700,37 +718,51 @@ class Sandbox:
         )
         try:
             value = decoder.decode(reply.get("value"))
-            sync = reply.get("sync", [])
-            if not isinstance(sync, list):
-                raise ProtocolError("bad sync list")
-            updates = []
-            for item in sync:
-                if not (isinstance(item, list) and len(item) == 2 and _known(item[0], refs)):
-                    raise ProtocolError("bad sync entry")
-                updates.append((refs[item[0]], decoder.decode(item[1])))
+            self._sync(decoder, reply.get("sync", []), refs)
         except ProtocolError as error:
             self._kill()
             raise WorkerCrashed(_refused_message(label, error)) from None
+        return value
+
+    def _sync(self, decoder: Decoder, sync: Any, refs: dict[int, Any]) -> None:
+        """Write the worker's changes to the call's arguments into those `inplace` names (all
+        decoded first, so a refused entry writes nothing)."""
+        if not isinstance(sync, list):
+            raise ProtocolError("bad sync list")
+        updates = []
+        for item in sync:
+            if not (isinstance(item, list) and len(item) == 2 and _known(item[0], refs)):
+                raise ProtocolError("bad sync entry")
+            updates.append((refs[item[0]], decoder.decode(item[1])))
         writable = _reachable(self._inplace)
         for original, current in updates:
             if id(original) in writable:
                 _apply_update(original, current)
-        return value
 
     def _answer_callback(
-        self, reply: dict, blobs: list[memoryview], callbacks: dict, deadline: float
+        self,
+        reply: dict,
+        blobs: list[memoryview],
+        refs: dict[int, Any],
+        callbacks: dict,
+        deadline: float,
     ) -> float:
         """Run the callable the worker asked for and send its answer; the seconds it ran
-        (the trusted function's own time, which the call's limit does not charge)."""
+        (the trusted function's own time, which the call's limit does not charge). The
+        call's changes to its arguments so far reach what `inplace` names first, so a
+        function that reads them through a closure sees them as a local call would."""
         assert self._channel is not None
         ident = reply.get("id")
         if type(ident) is not int:
             raise ProtocolError("bad callback id")  # an unknown int is answered below
-        decoder = Decoder(blobs, make_handle=self._remote, deadline=deadline)
+        decoder = Decoder(
+            blobs, make_handle=self._remote, resolve_ref=_resolver(refs), deadline=deadline
+        )
         args = decoder.decode(reply.get("args"))
         kwargs = decoder.decode(reply.get("kwargs"))
         if not isinstance(args, tuple) or not isinstance(kwargs, dict):
             raise ProtocolError("bad callback arguments")
+        self._sync(decoder, reply.get("sync", []), refs)
         started = time.monotonic()
         encoder = Encoder()
         try:
@@ -973,7 +1005,9 @@ class SubmissionProxy(RemoteObject):
 
     def inplace(self, *objects: Any) -> contextlib.AbstractContextManager[None]:
         """`with student.inplace(params): optimizer.update(params, grads)` writes the worker's
-        in-place changes to `params` (and the arrays in it) back into `params`.
+        in-place changes to `params` (and the arrays in it) back into `params`: when the call
+        returns, and before each function the call is given is called back, so that a
+        function reading `params` through a closure sees what the call has done so far.
 
         Outside such a block no call changes an argument the check passed: the worker works
         on copies, and what it did to them stays there. Name only what the check tests an

@@ -156,16 +156,21 @@ class Worker:
 
     def dispatch(self, header: dict, blobs: list[bytes]) -> None:
         op = header.get("op")
-        decoder = Decoder(blobs, make_callback=self._callback, make_handle=self._object_for)
+        call = ArgumentWatch()
+        decoder = Decoder(
+            blobs,
+            make_callback=lambda callback: self._callback(callback, call),
+            make_handle=self._object_for,
+        )
         try:
             target = self.objects[header["target"]] if "target" in header else None
             if op == "call":
                 args = decoder.decode(header["args"])
                 kwargs = decoder.decode(header["kwargs"])
-                snapshot = _snapshot(decoder.refs)
+                call.watch(decoder.refs)
                 func = target if header.get("name") is None else getattr(target, header["name"])
                 value = func(*args, **kwargs)
-                self._reply_value(value, _changes(decoder.refs, snapshot))
+                self._reply_value(value, call.changes(final=True))
             elif op == "getattr":
                 self._reply_value(getattr(target, header["name"]), [])
             elif op == "setattr":
@@ -208,7 +213,11 @@ class Worker:
     def _send(self, header: dict) -> None:
         self.channel.send(header)
 
-    def _callback(self, callback: Callback) -> Any:
+    def _callback(self, callback: Callback, call: ArgumentWatch) -> Any:
+        """A stand-in for a function of the grader's that `call` received: calling it sends
+        the arguments, and the changes the call has made to its own arguments so far, so a
+        function reading them through a closure sees them as a local call would."""
+
         def call_grader(*args: Any, **kwargs: Any) -> Any:
             restore_builtins()
             encoder = Encoder(handle_for=self.handle_for)
@@ -217,13 +226,17 @@ class Worker:
                 "id": callback.id,
                 "args": encoder.encode(args),
                 "kwargs": encoder.encode(kwargs),
+                "sync": [[ref, encoder.encode(now)] for ref, now in call.changes(final=False)],
             }
             self.channel.send(header, encoder.blobs)
             while True:
                 reply, blobs = self.channel.recv()
                 op = reply.get("op")
                 if op == "callback_result":
-                    return Decoder(blobs, make_callback=self._callback).decode(reply["value"])
+                    decoder = Decoder(
+                        blobs, make_callback=lambda inner: self._callback(inner, ArgumentWatch())
+                    )
+                    return decoder.decode(reply["value"])
                 if op == "callback_error":
                     raise CallbackFailed(reply.get("message", "the function raised"))
                 self.dispatch(reply, blobs)
@@ -232,21 +245,48 @@ class Worker:
         return call_grader
 
 
+class ArgumentWatch:
+    """The arguments of one call, to report what the call changed in them: at each callback
+    what changed since the last report, and when it returns what differs from the start or
+    from the last report (an argument a callback saw perturbed and that was put back since)."""
+
+    def __init__(self) -> None:
+        self.refs: dict[int, Any] = {}
+        self.start: dict[int, Any] = {}
+        self.reported: dict[int, Any] = {}
+
+    def watch(self, refs: dict[int, Any]) -> None:
+        self.refs = refs
+        self.start = self.reported = _snapshot(refs)
+
+    def changes(self, *, final: bool) -> list[tuple[int, Any]]:
+        if final:
+            return _changes(self.refs, self.start, self.reported)
+        changed = _changes(self.refs, self.reported)
+        if changed:
+            self.reported = _snapshot(self.refs)
+        return changed
+
+
+def _state(obj: Any) -> Any:
+    """What an argument looks like now: an array's bytes, a dict's or list's entries."""
+    if isinstance(obj, np.ndarray):
+        return (obj.shape, obj.dtype, obj.tobytes())
+    if isinstance(obj, dict):
+        return [(k, id(v)) for k, v in obj.items()]
+    return [id(v) for v in obj]
+
+
 def _snapshot(refs: dict[int, Any]) -> dict[int, Any]:
     """What each argument looked like when it arrived, to find what the call changed."""
-    state = {}
-    for ref, obj in refs.items():
-        if isinstance(obj, np.ndarray):
-            state[ref] = (obj.shape, obj.dtype, obj.tobytes())
-        elif isinstance(obj, dict):
-            state[ref] = [(k, id(v)) for k, v in obj.items()]
-        elif isinstance(obj, list):
-            state[ref] = [id(v) for v in obj]
-    return state
+    return {
+        ref: _state(obj) for ref, obj in refs.items() if isinstance(obj, np.ndarray | dict | list)
+    }
 
 
-def _changes(refs: dict[int, Any], snapshot: dict[int, Any]) -> list[tuple[int, Any]]:
-    """The arguments the call changed, in a form that keeps argument identity."""
+def _changes(refs: dict[int, Any], *snapshots: dict[int, Any]) -> list[tuple[int, Any]]:
+    """The arguments that differ from any of `snapshots`, in a form that keeps argument
+    identity."""
     by_identity = {id(obj): ref for ref, obj in refs.items()}
 
     def keep_identity(value: Any) -> Any:
@@ -254,16 +294,17 @@ def _changes(refs: dict[int, Any], snapshot: dict[int, Any]) -> list[tuple[int, 
 
     changed = []
     for ref, obj in refs.items():
-        if ref not in snapshot:
+        if ref not in snapshots[0]:
             continue
-        if isinstance(obj, np.ndarray):
-            if (obj.shape, obj.dtype, obj.tobytes()) != snapshot[ref]:
-                changed.append((ref, obj))
-        elif isinstance(obj, dict):
-            if [(k, id(v)) for k, v in obj.items()] != snapshot[ref]:
-                changed.append((ref, {k: keep_identity(v) for k, v in obj.items()}))
-        elif isinstance(obj, list) and [id(v) for v in obj] != snapshot[ref]:
+        now = _state(obj)
+        if all(now == snapshot[ref] for snapshot in snapshots):
+            continue
+        if isinstance(obj, dict):
+            changed.append((ref, {k: keep_identity(v) for k, v in obj.items()}))
+        elif isinstance(obj, list):
             changed.append((ref, [keep_identity(v) for v in obj]))
+        else:
+            changed.append((ref, obj))
     return changed
 
 

@@ -210,28 +210,27 @@ def test_identity_function_example(student):
     )
 
 
-@pytest.mark.points(3)
+DERIVATIVE_EXAMPLES = {
+    "sigmoid_grad": (
+        [0.0, 2.0],
+        [0.25, _sigmoid(2.0) * (1.0 - _sigmoid(2.0))],
+        1e-9,
+        SIGMOID_GRAD_HINT,
+    ),
+    "relu_grad": ([-1.0, 0.5, 2.0], [0.0, 1.0, 1.0], 0.0, RELU_GRAD_HINT),
+    "tanh_grad": ([0.0, 1.0], [1.0, 1.0 - math.tanh(1.0) ** 2], 1e-9, TANH_GRAD_HINT),
+}
+
+
+@pytest.mark.points(1)
 @pytest.mark.hint("Each derivative is evaluated at x: sigmoid_grad(x) = d sigmoid(x) / dx.")
-def test_derivative_examples(student):
-    s2 = _sigmoid(2.0)
+@pytest.mark.parametrize("name", list(DERIVATIVE_EXAMPLES))
+def test_derivative_examples(student, name):
+    x, want, rtol, hint = DERIVATIVE_EXAMPLES[name]
     assert_close(
-        student.sigmoid_grad(np.array([0.0, 2.0])),
-        np.array([0.25, s2 * (1.0 - s2)]),
-        rtol=1e-9,
-        name="sigmoid_grad([0, 2])",
-        hint=SIGMOID_GRAD_HINT,
-    )
-    assert_close(
-        student.relu_grad(np.array([-1.0, 0.5, 2.0])),
-        np.array([0.0, 1.0, 1.0]),
-        rtol=0,
-        name="relu_grad([-1, 0.5, 2])",
-        hint=RELU_GRAD_HINT,
-    )
-    assert_close(
-        student.tanh_grad(np.array([0.0, 1.0])),
-        np.array([1.0, 1.0 - math.tanh(1.0) ** 2]),
-        rtol=1e-9,
-        name="tanh_grad([0, 1])",
-        hint=TANH_GRAD_HINT,
+        getattr(student, name)(np.array(x)),
+        np.array(want),
+        rtol=rtol,
+        name=f"{name}([{', '.join(f'{v:g}' for v in x)}])",
+        hint=hint,
     )

@@ -34,6 +34,10 @@ IN_PLACE_HINT = (
     "Do not modify x: write x = x - np.max(x, axis=-1, keepdims=True), which makes a new "
     "array, not x -= ..., which changes the caller's array."
 )
+ARGUMENTS_HINT = (
+    "Do not modify the arrays you are given: z = logits - m makes a new array, logits -= m "
+    "(or y += 1e-7, t[...] = ...) changes the caller's."
+)
 LOG_SOFTMAX_HINT = (
     "log_softmax works on each row: (x - max) - log(sum(exp(x - max))) with the max and the "
     "sum over axis=-1 and keepdims=True."
@@ -58,7 +62,7 @@ def _rows(got, want, name, hint):
     assert_close(value, want, rtol=RTOL, atol=ATOL, name=name, hint=hint)
 
 
-@pytest.mark.points(3)
+@pytest.mark.points(1)
 @pytest.mark.hint(FORMULA_HINT)
 def test_softmax_1d_matches_torch(student, reference, rng):
     """softmax of a 1-D vector vs torch."""
@@ -109,7 +113,37 @@ def test_softmax_leaves_input_unchanged(student, rng):
     assert_equal(x, before, name="x after softmax(x)", hint=IN_PLACE_HINT)
 
 
-@pytest.mark.points(4)
+def _inputs(rng, function: str) -> tuple[np.ndarray, ...]:
+    """Arguments for `function`: scores or probabilities (6, 4), and targets where it takes
+    them (one-hot for cross_entropy_error and mean_squared_error, labels for the fused loss)."""
+    scores = rng.normal(0.0, 2.0, size=(6, 4))
+    labels = rng.integers(0, 4, size=6)
+    probabilities = 0.9 * rng.dirichlet(np.ones(4), size=6) + 0.025
+    return {
+        "log_softmax": (scores,),
+        "cross_entropy_error": (probabilities, np.eye(4)[labels]),
+        "mean_squared_error": (probabilities, np.eye(4)[labels]),
+        "softmax_cross_entropy": (scores, labels),
+    }[function]
+
+
+@pytest.mark.points(1)
+@pytest.mark.hint(ARGUMENTS_HINT)
+@pytest.mark.parametrize(
+    "function",
+    ["log_softmax", "cross_entropy_error", "mean_squared_error", "softmax_cross_entropy"],
+)
+def test_input_left_unchanged(student, rng, function):
+    """Input left unchanged"""
+    inputs = _inputs(rng, function)
+    before = [a.copy() for a in inputs]
+    with student.inplace(*inputs):
+        getattr(student, function)(*inputs)
+    for i, (after, original) in enumerate(zip(inputs, before, strict=True)):
+        assert_equal(after, original, name=f"argument #{i + 1} after {function}(...)")
+
+
+@pytest.mark.points(2)
 @pytest.mark.hint(LOG_SOFTMAX_HINT)
 def test_log_softmax_2d_matches_torch(student, reference, rng):
     """log_softmax of a 2-D batch vs torch."""

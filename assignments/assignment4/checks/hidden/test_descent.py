@@ -45,7 +45,8 @@ def run_descent(student, init_x, **kwargs):
         isinstance(result, tuple | list) and len(result) == 2,
         "gradient_descent must return a pair (x, history).",
     )
-    return as_array(result[0], name="x"), as_array(result[1], name="history")
+    x = as_array(result[0], name="x returned by gradient_descent")
+    return x, as_array(result[1], name="history returned by gradient_descent")
 
 
 def descent_hint(init_x, lr, history, h=1e-4):
@@ -79,7 +80,8 @@ def test_gradient_descent_reaches_minimum(student, reference):
         want,
         rtol=0.0,
         atol=1e-11,
-        name="x after 100 steps of lr=0.1 from (-3, 4) (textbook: [-6.1e-10, 8.1e-10])",
+        name="gradient_descent(f, [-3, 4], lr=0.1): x after 100 steps "
+        "(textbook: [-6.1e-10, 8.1e-10])",
         hint=descent_hint(init_x, 0.1, history),
     )
 
@@ -92,12 +94,15 @@ def test_gradient_descent_reaches_minimum(student, reference):
 def test_gradient_descent_large_lr_diverges(student):
     init_x = np.array([-3.0, 4.0])
     x, history = run_descent(student, init_x, lr=10.0, step_num=100)
-    expect(x.shape == init_x.shape, f"x has shape {x.shape}, expected {init_x.shape}.")
+    expect(
+        x.shape == init_x.shape,
+        f"gradient_descent returned x of shape {x.shape}, expected {init_x.shape}.",
+    )
     size = float(np.max(np.abs(x)))
     if not size > 1e6:
         fail(
-            f"with lr=10, 100 steps from (-3, 4) should diverge (the textbook ends near "
-            f"[-2.6e13, -1.3e12]), but x = {np.array2string(x, precision=4)}.",
+            f"gradient_descent(f, [-3, 4], lr=10): 100 steps should diverge (the textbook ends "
+            f"near [-2.6e13, -1.3e12]), but x = {np.array2string(x, precision=4)}.",
             hint=descent_hint(init_x, 10.0, history),
         )
 
@@ -108,13 +113,16 @@ def test_gradient_descent_tiny_lr_barely_moves(student, reference):
     init_x = np.array([-3.0, 4.0])
     x, history = run_descent(student, init_x, lr=1e-10, step_num=100)
     want, _ = reference.gradient_descent(function_2, init_x, lr=1e-10, step_num=100)
-    expect(x.shape == init_x.shape, f"x has shape {x.shape}, expected {init_x.shape}.")
+    expect(
+        x.shape == init_x.shape,
+        f"gradient_descent returned x of shape {x.shape}, expected {init_x.shape}.",
+    )
     assert_close(
         x - init_x,
         want - init_x,
         rtol=0.0,
         atol=1e-10,
-        name="x - init_x after 100 steps of lr=1e-10 from (-3, 4) "
+        name="gradient_descent(f, [-3, 4], lr=1e-10): x - init_x after 100 steps "
         "(textbook: x = [-2.99999994, 3.99999992])",
         hint=descent_hint(init_x, 1e-10, history),
     )
@@ -127,13 +135,15 @@ def test_gradient_descent_history(student):
     _, history = run_descent(student, init_x, step_num=7)
     if history.shape != (7, *init_x.shape):
         fail(
-            f"history has shape {history.shape}, expected (step_num, *x.shape) = "
+            f"gradient_descent returned a history of shape {history.shape}, expected "
+            f"(step_num, *x.shape) = "
             f"{(7, *init_x.shape)} for step_num=7 and x of shape {init_x.shape}.",
             hint="Collect one x.copy() per step in a list and return np.array(that list).",
         )
     if not np.array_equal(history[0], init_x):
         fail(
-            f"history[0] is {np.array2string(history[0], precision=6)}, expected init_x = "
+            f"gradient_descent(f, init_x, step_num=7): history[0] is "
+            f"{np.array2string(history[0], precision=6)}, expected init_x = "
             f"{np.array2string(init_x)}.",
             hint=descent_hint(init_x, 0.01, history),
         )

@@ -129,7 +129,7 @@ def test_numerical_gradient_sum_of_squares_3d(student, reference, rng):
     )
 
 
-@pytest.mark.points(7)
+@pytest.mark.points(6)
 @pytest.mark.hint(GRADIENT_HINT)
 def test_numerical_gradient_quadratic_form(student, reference, rng):
     m = rng.normal(size=(5, 5))
@@ -145,25 +145,67 @@ def test_numerical_gradient_quadratic_form(student, reference, rng):
     check_gradient(student, reference, fn, x, "numerical_gradient(0.5 x.A.x + b.x) for x (5,)")
 
 
-@pytest.mark.points(9)
+def simplenet_loss(w):
+    """The textbook's simpleNet: cross-entropy of softmax(x @ W) for x = [0.6, 0.9], t = 2."""
+    x = torch.tensor([0.6, 0.9], dtype=w.dtype, device=w.device)
+    label = torch.tensor([2], device=w.device)
+    return F.cross_entropy((x @ w)[None], label)
+
+
+@pytest.mark.points(5)
 @pytest.mark.hint(GRADIENT_HINT)
 def test_numerical_gradient_simplenet_loss(student, reference, rng):
-    def loss(w):
-        """The textbook's simpleNet: cross-entropy of softmax(x @ W) for x = [0.6, 0.9], t = 2."""
-        x = torch.tensor([0.6, 0.9], dtype=w.dtype, device=w.device)
-        label = torch.tensor([2], device=w.device)
-        return F.cross_entropy((x @ w)[None], label)
-
     w = rng.normal(size=(2, 3))
     check_gradient(
         student,
         reference,
-        loss,
+        simplenet_loss,
         w,
         "numerical_gradient(simpleNet loss) for W (2, 3)",
         rtol=1e-7,
         atol=1e-9,
     )
+
+
+IN_PLACE_HINT = (
+    "Perturb x itself, not a copy: x[idx] = tmp_val + h, then f(x). The course calls "
+    "numerical_gradient(lambda w: net.loss(x, t), net.W): that f ignores its argument and "
+    "reads the weights through the network, so it sees only changes made to the very array "
+    "it was given (x.astype(...) or x.copy() makes a new one; convert only an integer x)."
+)
+
+
+@pytest.mark.points(5)
+@pytest.mark.hint(GRADIENT_HINT)
+def test_numerical_gradient_perturbs_x_in_place(student, reference, rng):
+    """numerical gradient perturbs x in place (f reads W through a closure)
+
+    f is the textbook's `lambda w: net.loss(x, t)`: it never looks at its argument and reads
+    W, the array numerical_gradient was given, so only a perturbation of W itself moves it.
+    The worker's changes to W reach this process before each call of f (`student.inplace`).
+    """
+    w = rng.normal(size=(2, 3))
+    pristine = w.copy()
+    loss = callback(simplenet_loss)
+    moved = {"argument": False, "closure": False}
+
+    def f(point):
+        moved["argument"] |= not np.array_equal(np.asarray(point), pristine)
+        moved["closure"] |= not np.array_equal(w, pristine)
+        return loss(w)
+
+    name = "numerical_gradient(lambda w: simpleNet loss of W, W) for W (2, 3)"
+    with student.inplace(w):
+        got = as_array(student.numerical_gradient(f, w), name=name)
+    if moved["argument"] and not moved["closure"]:
+        fail(
+            f"{name}: f was called at perturbed points, but W itself never changed, so an f "
+            "that reads the weights through a closure saw the same loss every time.",
+            hint=IN_PLACE_HINT,
+        )
+    want = reference.autograd_gradient(simplenet_loss, pristine)
+    hint = hint_for(got, want, loss, pristine)
+    assert_close(got, want, rtol=1e-7, atol=1e-9, name=name, hint=hint)
 
 
 @pytest.mark.points(6)
@@ -262,7 +304,8 @@ def test_numerical_gradient_restores_x_bit_for_bit(student, rng):
 @pytest.mark.points(5)
 @pytest.mark.hint(
     "x may be an integer array: convert it to float first (x = x.astype(np.float64)), "
-    "otherwise x[idx] = tmp_val + h is truncated back to an integer and the gradient is 0."
+    "otherwise x[idx] = tmp_val + h is truncated back to an integer: with x = [3, 4] the "
+    "central difference then divides 0 or 1 by 2h, giving [25000, 35000] instead of [6, 8]."
 )
 def test_numerical_gradient_integer_input(student, reference):
     fn = lambda t: (t**2).sum()  # noqa: E731

@@ -37,18 +37,22 @@ def _check_train_step(student, reference, rng, shape: tuple[int, ...]) -> None:
     dout = rng.standard_normal(shape)
     out, dx, dgamma, dbeta = reference.batch_norm_train(x, gamma, beta, dout)
     layer = student.BatchNormalization(gamma.copy(), beta.copy())
-    _close(layer.forward(x.copy(), train_flg=True), out, f"forward(x) for x of shape {shape}")
-    _close(layer.backward(dout.copy()), dx, "dx")
-    _close(layer.dgamma, dgamma, "dgamma")
-    _close(layer.dbeta, dbeta, "dbeta")
+    name = f"BatchNormalization.forward(x) for x of shape {shape}"
+    _close(layer.forward(x.copy(), train_flg=True), out, name)
+    _close(layer.backward(dout.copy()), dx, "dx from BatchNormalization.backward(dout)")
+    _close(layer.dgamma, dgamma, "dgamma from BatchNormalization.backward(dout)")
+    _close(layer.dbeta, dbeta, "dbeta from BatchNormalization.backward(dout)")
 
 
-@pytest.mark.points(5)
-@pytest.mark.hint(
+FORWARD_HINT = (
     "In training, normalise each feature with the batch mean and the biased batch variance "
     "(divide by N, not N - 1): out = gamma * (x - mu) / sqrt(var + 1e-6) + beta. Never the "
     "running statistics in training."
 )
+
+
+@pytest.mark.points(5)
+@pytest.mark.hint(FORWARD_HINT)
 def test_batch_norm_train_forward_matches_torch(student, reference, rng):
     x = _batch(rng, (16, 5))
     gamma, beta = _affine_params(rng, 5)
@@ -58,9 +62,11 @@ def test_batch_norm_train_forward_matches_torch(student, reference, rng):
 
 
 @pytest.mark.points(5)
+@pytest.mark.hint(FORWARD_HINT, function="BatchNormalization.forward")
 @pytest.mark.hint(
     "dbeta = sum(dout, axis=0), dgamma = sum(dout * x_hat, axis=0); dx goes back through "
-    "x_hat = (x - mu) / std, mu and the biased variance (divide by N) all depend on x."
+    "x_hat = (x - mu) / std, mu and the biased variance (divide by N) all depend on x.",
+    function="BatchNormalization.backward",
 )
 def test_batch_norm_backward_matches_autograd(student, reference, rng):
     _check_train_step(student, reference, rng, (16, 5))
@@ -79,8 +85,9 @@ def test_batch_norm_running_statistics(student, reference, rng):
     for x in batches:
         layer.forward(x.copy(), train_flg=True)
     mean, var = reference.batch_norm_running_stats(batches, 0.8)
-    _close(layer.running_mean, mean, "running_mean after 3 training steps", rtol=1e-9)
-    _close(layer.running_var, var, "running_var after 3 training steps", rtol=1e-9)
+    steps = "after 3 calls of BatchNormalization.forward(x, train_flg=True)"
+    _close(layer.running_mean, mean, f"running_mean {steps}", rtol=1e-9)
+    _close(layer.running_var, var, f"running_var {steps}", rtol=1e-9)
 
 
 @pytest.mark.points(3)
@@ -98,9 +105,10 @@ def test_batch_norm_inference_uses_running_stats(student, reference, rng):
         gamma, beta, running_mean=running_mean.copy(), running_var=running_var.copy()
     )
     want = reference.batch_norm_eval(x, gamma, beta, running_mean, running_var)
-    _close(layer.forward(x.copy(), train_flg=False), want, "forward(x, train_flg=False)")
-    _close(layer.running_mean, running_mean, "running_mean after a test-mode forward", 1e-12)
-    _close(layer.running_var, running_var, "running_var after a test-mode forward", 1e-12)
+    call = "BatchNormalization.forward(x, train_flg=False)"
+    _close(layer.forward(x.copy(), train_flg=False), want, call)
+    _close(layer.running_mean, running_mean, f"running_mean after {call}", 1e-12)
+    _close(layer.running_var, running_var, f"running_var after {call}", 1e-12)
 
 
 @pytest.mark.points(4)

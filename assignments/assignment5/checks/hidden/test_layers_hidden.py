@@ -33,31 +33,45 @@ def _loss_tolerance(reference, x, labels) -> float:
 
 
 @pytest.mark.points(3)
-@pytest.mark.hint("MulLayer.backward returns (dout * y, dout * x): do not swap x and y.")
+@pytest.mark.hint("MulLayer.forward returns x * y.", function="MulLayer.forward")
+@pytest.mark.hint(
+    "MulLayer.backward returns (dout * y, dout * x): do not swap x and y.",
+    function="MulLayer.backward",
+)
 def test_mul_layer_matches_autograd(student, reference, rng):
     x, y, dout = (rng.standard_normal((3, 4)) for _ in range(3))
     out, dx, dy = reference.mul(x, y, dout)
     layer = student.MulLayer()
     _close(layer.forward(x.copy(), y.copy()), out, "MulLayer.forward(x, y)")
     got_dx, got_dy = _pair(layer.backward(dout.copy()), "MulLayer.backward")
-    _close(got_dx, dx, "dx")
-    _close(got_dy, dy, "dy")
+    _close(got_dx, dx, "dx from MulLayer.backward(dout)")
+    _close(got_dy, dy, "dy from MulLayer.backward(dout)")
 
 
 @pytest.mark.points(2)
-@pytest.mark.hint("AddLayer.backward passes dout unchanged to both inputs: (dout, dout).")
+@pytest.mark.hint("AddLayer.forward returns x + y.", function="AddLayer.forward")
+@pytest.mark.hint(
+    "AddLayer.backward passes dout unchanged to both inputs: (dout, dout).",
+    function="AddLayer.backward",
+)
 def test_add_layer_matches_autograd(student, reference, rng):
     x, y, dout = (rng.standard_normal((3, 4)) for _ in range(3))
     out, dx, dy = reference.add(x, y, dout)
     layer = student.AddLayer()
     _close(layer.forward(x.copy(), y.copy()), out, "AddLayer.forward(x, y)")
     got_dx, got_dy = _pair(layer.backward(dout.copy()), "AddLayer.backward")
-    _close(got_dx, dx, "dx")
-    _close(got_dy, dy, "dy")
+    _close(got_dx, dx, "dx from AddLayer.backward(dout)")
+    _close(got_dy, dy, "dy from AddLayer.backward(dout)")
 
 
 @pytest.mark.points(3)
-@pytest.mark.hint("Relu.backward passes dout where x > 0 and gives 0 where x <= 0.")
+@pytest.mark.hint(
+    "Relu.forward returns max(0, x) elementwise (np.maximum(0, x)) and remembers where x <= 0.",
+    function="Relu.forward",
+)
+@pytest.mark.hint(
+    "Relu.backward passes dout where x > 0 and gives 0 where x <= 0.", function="Relu.backward"
+)
 def test_relu_matches_autograd(student, reference, rng):
     x, dout = rng.standard_normal((6, 7)), rng.standard_normal((6, 7))
     out, dx = reference.relu(x, dout)
@@ -68,8 +82,13 @@ def test_relu_matches_autograd(student, reference, rng):
 
 @pytest.mark.points(3)
 @pytest.mark.hint(
+    "Sigmoid.forward returns 1 / (1 + exp(-x)) elementwise and stores it for backward.",
+    function="Sigmoid.forward",
+)
+@pytest.mark.hint(
     "Sigmoid.backward is dout * y * (1 - y) with y the forward output (store it in forward), "
-    "not the input x."
+    "not the input x.",
+    function="Sigmoid.backward",
 )
 def test_sigmoid_matches_autograd(student, reference, rng):
     x, dout = 3.0 * rng.standard_normal((6, 7)), rng.standard_normal((6, 7))
@@ -86,15 +105,17 @@ def _check_affine(student, reference, x, M: int, rng) -> None:
     out, dx, dW, db = reference.affine(x, W, b, dout)
     layer = student.Affine(W.copy(), b.copy())
     _close(layer.forward(x.copy()), out, f"Affine.forward(x) for x of shape {x.shape}")
-    _close(layer.backward(dout.copy()), dx, "dx")
-    _close(layer.dW, dW, "dW")
-    _close(layer.db, db, "db")
+    _close(layer.backward(dout.copy()), dx, "dx from Affine.backward(dout)")
+    _close(layer.dW, dW, "dW from Affine.backward(dout)")
+    _close(layer.db, db, "db from Affine.backward(dout)")
 
 
 @pytest.mark.points(4)
+@pytest.mark.hint("Affine.forward returns x @ W + b.", function="Affine.forward")
 @pytest.mark.hint(
     "dx = dout @ W.T; dW = x.T @ dout; db sums dout over the batch axis (axis=0), so it has "
-    "b's shape."
+    "b's shape.",
+    function="Affine.backward",
 )
 def test_affine_matches_autograd(student, reference, rng):
     _check_affine(student, reference, rng.standard_normal((5, 6)), 3, rng)
@@ -120,7 +141,9 @@ def test_softmax_with_loss_one_hot_matches_torch(student, reference, rng):
     loss, dx = reference.softmax_with_loss(x, t)
     layer = student.SoftmaxWithLoss()
     got = layer.forward(x.copy(), t.copy())
-    assert_close(got, loss, rtol=1e-9, atol=_loss_tolerance(reference, x, labels), name="loss")
+    tolerance = _loss_tolerance(reference, x, labels)
+    name = "SoftmaxWithLoss.forward(x, t) with one-hot t"
+    assert_close(got, loss, rtol=1e-9, atol=tolerance, name=name)
     _close(layer.backward(), dx, "SoftmaxWithLoss.backward() with one-hot t")
 
 
@@ -134,8 +157,20 @@ def test_softmax_with_loss_labels_matches_torch(student, reference, rng):
     loss, dx = reference.softmax_with_loss(x, labels)
     layer = student.SoftmaxWithLoss()
     got = layer.forward(x.copy(), labels.copy())
-    assert_close(got, loss, rtol=1e-9, atol=_loss_tolerance(reference, x, labels), name="loss")
+    tolerance = _loss_tolerance(reference, x, labels)
+    name = "SoftmaxWithLoss.forward(x, t) with label indices t"
+    assert_close(got, loss, rtol=1e-9, atol=tolerance, name=name)
     _close(layer.backward(), dx, "SoftmaxWithLoss.backward() with label indices t")
+
+
+def _mul(student, rng):
+    inputs = [rng.standard_normal((4, 5)), rng.standard_normal((4, 5))]
+    return inputs, lambda x, y: student.MulLayer().forward(x, y)
+
+
+def _add(student, rng):
+    inputs = [rng.standard_normal((4, 5)), rng.standard_normal((4, 5))]
+    return inputs, lambda x, y: student.AddLayer().forward(x, y)
 
 
 def _relu(student, rng):
@@ -166,13 +201,16 @@ def _batch_norm(student, rng):
     return [rng.standard_normal((4, 5))], lambda x: layer.forward(x, train_flg=True)
 
 
+# case id: (the layer's class, its inputs and a call of its forward on them)
 INPUT_CASES = {
-    "relu": _relu,
-    "sigmoid": _sigmoid,
-    "affine": _affine,
-    "softmax_with_loss": _softmax_with_loss,
-    "dropout": _dropout,
-    "batch_norm": _batch_norm,
+    "mul": ("MulLayer", _mul),
+    "add": ("AddLayer", _add),
+    "relu": ("Relu", _relu),
+    "sigmoid": ("Sigmoid", _sigmoid),
+    "affine": ("Affine", _affine),
+    "softmax_with_loss": ("SoftmaxWithLoss", _softmax_with_loss),
+    "dropout": ("Dropout", _dropout),
+    "batch_norm": ("BatchNormalization", _batch_norm),
 }
 
 
@@ -183,12 +221,13 @@ INPUT_CASES = {
 )
 @pytest.mark.parametrize("layer", list(INPUT_CASES))
 def test_forward_leaves_input_unchanged(student, rng, layer):
-    inputs, forward = INPUT_CASES[layer](student, rng)
+    cls, case = INPUT_CASES[layer]
+    inputs, forward = case(student, rng)
     before = [a.copy() for a in inputs]
     with student.inplace(*inputs):
         forward(*inputs)
     for i, (after, original) in enumerate(zip(inputs, before, strict=True)):
-        assert_equal(after, original, name=f"forward's input #{i + 1} after the call")
+        assert_equal(after, original, name=f"input #{i + 1} of {cls}.forward after the call")
 
 
 @pytest.mark.points(3)

@@ -26,6 +26,10 @@ NUMERICAL_HINT = (
     "h = 1e-4, then restore the entry; the loss must see the perturbed params (the layers "
     "share the params arrays)."
 )
+LOSS_HINT = (
+    "loss(x, t) is the batch MEAN of SoftmaxWithLoss over predict(x); a numerical gradient "
+    "differentiates this loss, so it can only be right once the loss is."
+)
 
 
 def _grads(value, name: str) -> dict:
@@ -50,6 +54,25 @@ def _setup(student, reference, rng, n: int):
     return net, params, x, labels
 
 
+def _loss_slack(reference, scores, labels) -> float:
+    """Absolute slack for a loss computed as -log(y + 1e-7), as the textbook does."""
+    y = reference.softmax(scores)[np.arange(len(labels)), labels]
+    return 2e-7 * float(np.mean(1.0 / y)) + 1e-12
+
+
+def _check_loss(net, reference, params, x, labels) -> None:
+    """The loss a numerical gradient differentiates, checked first: a wrong loss is named as
+    such, not as a wrong numerical gradient."""
+    scores, loss, *_ = reference.two_layer_net(x, labels, *(params[k] for k in KEYS))
+    assert_close(
+        net.loss(x.copy(), labels.copy()),
+        loss,
+        rtol=1e-9,
+        atol=_loss_slack(reference, scores, labels),
+        name="TwoLayerNet.loss(x, t)",
+    )
+
+
 def _compare(got: dict, want: dict, what: str, rtol: float, against: str = "") -> None:
     for key in KEYS:
         w = np.asarray(want[key])
@@ -68,55 +91,65 @@ def test_two_layer_net_predict_loss_accuracy(student, reference, rng):
     t = np.eye(SIZES[2])[labels]
     scores, loss, accuracy, _ = reference.two_layer_net(x, labels, *(params[k] for k in KEYS))
     got = net.predict(x.copy())
-    assert_close(got, scores, rtol=1e-7, atol=1e-9 * np.max(np.abs(scores)), name="predict(x)")
-    y = reference.softmax(scores)[np.arange(len(labels)), labels]
-    slack = 2e-7 * float(np.mean(1.0 / y)) + 1e-12
+    atol = 1e-9 * np.max(np.abs(scores))
+    assert_close(got, scores, rtol=1e-7, atol=atol, name="TwoLayerNet.predict(x)")
+    slack = _loss_slack(reference, scores, labels)
     for target, kind in [(t, "one-hot"), (labels, "label indices")]:
         assert_close(
             net.loss(x.copy(), target.copy()),
             loss,
             rtol=1e-9,
             atol=slack,
-            name=f"loss(x, t) with {kind} t",
+            name=f"TwoLayerNet.loss(x, t) with {kind} t",
         )
         assert_close(
             net.accuracy(x.copy(), target.copy()),
             accuracy,
             rtol=1e-12,
-            name=f"accuracy(x, t) with {kind} t",
+            name=f"TwoLayerNet.accuracy(x, t) with {kind} t",
         )
 
 
 @pytest.mark.points(5)
-@pytest.mark.hint(BACKPROP_HINT)
+@pytest.mark.hint(BACKPROP_HINT, function="TwoLayerNet.gradient")
 def test_two_layer_net_gradient_matches_autograd(student, reference, rng):
     net, params, x, labels = _setup(student, reference, rng, n=4)
     t = np.eye(SIZES[2])[labels]
     *_, want = reference.two_layer_net(x, labels, *(params[k] for k in KEYS))
-    got = _grads(net.gradient(x.copy(), t.copy()), "gradient(x, t)")
-    _compare(got, want, "gradient(x, t)", rtol=1e-7)
+    got = _grads(net.gradient(x.copy(), t.copy()), "TwoLayerNet.gradient(x, t)")
+    _compare(got, want, "TwoLayerNet.gradient(x, t)", rtol=1e-7)
 
 
 @pytest.mark.points(3)
-@pytest.mark.hint(NUMERICAL_HINT)
+@pytest.mark.hint(LOSS_HINT, function="TwoLayerNet.loss")
+@pytest.mark.hint(NUMERICAL_HINT, function="TwoLayerNet.numerical_gradient")
 def test_two_layer_net_numerical_gradient_matches_autograd(student, reference, rng):
     net, params, x, labels = _setup(student, reference, rng, n=4)
+    _check_loss(net, reference, params, x, labels)
     *_, want = reference.two_layer_net(x, labels, *(params[k] for k in KEYS))
-    got = _grads(net.numerical_gradient(x.copy(), labels.copy()), "numerical_gradient(x, t)")
-    _compare(got, want, "numerical_gradient(x, t)", rtol=NUMERICAL_RTOL)
+    what = "TwoLayerNet.numerical_gradient(x, t)"
+    got = _grads(net.numerical_gradient(x.copy(), labels.copy()), what)
+    _compare(got, want, what, rtol=NUMERICAL_RTOL)
 
 
 @pytest.mark.points(3)
+@pytest.mark.hint(LOSS_HINT, function="TwoLayerNet.loss")
 @pytest.mark.hint(
     "gradient() and numerical_gradient() disagree; the autograd checks tell which one is "
     "wrong. Backprop: SoftmaxWithLoss.backward divides by the batch size, Affine's db sums "
     "dout over axis=0. Numerical: central difference (f(x+h) - f(x-h)) / (2*h) on the "
-    "params arrays, which the layers must share."
+    "params arrays, which the layers must share.",
+    function=("TwoLayerNet.gradient", "TwoLayerNet.numerical_gradient"),
 )
 def test_two_layer_net_backprop_agrees_with_numerical(student, reference, rng):
-    net, _, x, labels = _setup(student, reference, rng, n=4)
-    numerical = _grads(net.numerical_gradient(x.copy(), labels.copy()), "numerical_gradient")
-    numerical = {k: as_array(numerical[k], name=f"numerical_gradient['{k}']") for k in KEYS}
-    backprop = _grads(net.gradient(x.copy(), labels.copy()), "gradient(x, t)")
-    against = " against your numerical_gradient"
-    _compare(backprop, numerical, "gradient(x, t)", rtol=NUMERICAL_RTOL, against=against)
+    net, params, x, labels = _setup(student, reference, rng, n=4)
+    _check_loss(net, reference, params, x, labels)
+    numerical = net.numerical_gradient(x.copy(), labels.copy())
+    numerical = _grads(numerical, "TwoLayerNet.numerical_gradient(x, t)")
+    numerical = {
+        k: as_array(numerical[k], name=f"TwoLayerNet.numerical_gradient(x, t)['{k}']") for k in KEYS
+    }
+    what = "TwoLayerNet.gradient(x, t)"
+    backprop = _grads(net.gradient(x.copy(), labels.copy()), what)
+    against = " against your TwoLayerNet.numerical_gradient"
+    _compare(backprop, numerical, what, rtol=NUMERICAL_RTOL, against=against)

@@ -31,20 +31,21 @@ def _shop(student):
     return layers, (apple_price, orange_price, all_price, price)
 
 
-@pytest.mark.points(4)
+@pytest.mark.points(2)
 @pytest.mark.hint("MulLayer.forward returns x * y and AddLayer.forward returns x + y.")
 def test_apple_orange_forward(student):
     _, (apple_price, orange_price, all_price, price) = _shop(student)
-    assert_close(apple_price, 200.0, rtol=1e-12, name="apple price (100 * 2)")
-    assert_close(orange_price, 450.0, rtol=1e-12, name="orange price (150 * 3)")
-    assert_close(all_price, 650.0, rtol=1e-12, name="apple price + orange price")
-    assert_close(price, 715.0, rtol=1e-12, name="total price (650 * 1.1)")
+    assert_close(apple_price, 200.0, rtol=1e-12, name="MulLayer.forward(100, 2) (apple price)")
+    assert_close(orange_price, 450.0, rtol=1e-12, name="MulLayer.forward(150, 3) (orange price)")
+    assert_close(all_price, 650.0, rtol=1e-12, name="AddLayer.forward(200, 450) (all price)")
+    assert_close(price, 715.0, rtol=1e-12, name="MulLayer.forward(650, 1.1) (total price)")
 
 
 @pytest.mark.points(6)
 @pytest.mark.hint(
     "MulLayer.backward returns (dout * y, dout * x): each input gets the OTHER input "
-    "(do not swap them); AddLayer.backward returns (dout, dout)."
+    "(do not swap them); AddLayer.backward returns (dout, dout).",
+    function=("MulLayer.backward", "AddLayer.backward"),
 )
 def test_apple_orange_backward(student):
     (mul_apple, mul_orange, add_fruit, mul_tax), _ = _shop(student)
@@ -53,12 +54,14 @@ def test_apple_orange_backward(student):
     dapple, dapple_num = _pair(mul_apple.backward(dapple_price), "MulLayer.backward")
     dorange, dorange_num = _pair(mul_orange.backward(dorange_price), "MulLayer.backward")
     for got, want, name in [
-        (dtax, 650.0, "dtax"),
-        (dall_price, 1.1, "d(all price)"),
-        (dapple, 2.2, "dapple"),
-        (dapple_num, 110.0, "dapple_num"),
-        (dorange, 3.3, "dorange"),
-        (dorange_num, 165.0, "dorange_num"),
+        (dall_price, 1.1, "d(all price) from MulLayer.backward(1) of the tax layer"),
+        (dtax, 650.0, "dtax from MulLayer.backward(1) of the tax layer"),
+        (dapple_price, 1.1, "d(apple price) from AddLayer.backward"),
+        (dorange_price, 1.1, "d(orange price) from AddLayer.backward"),
+        (dapple, 2.2, "dapple from MulLayer.backward of the apple layer"),
+        (dapple_num, 110.0, "dapple_num from MulLayer.backward of the apple layer"),
+        (dorange, 3.3, "dorange from MulLayer.backward of the orange layer"),
+        (dorange_num, 165.0, "dorange_num from MulLayer.backward of the orange layer"),
     ]:
         assert_close(got, want, rtol=1e-12, name=name)
 
@@ -75,8 +78,13 @@ def test_relu_worked_example(student):
 
 @pytest.mark.points(2)
 @pytest.mark.hint(
+    "Sigmoid.forward returns 1 / (1 + exp(-x)) elementwise and stores it for backward.",
+    function="Sigmoid.forward",
+)
+@pytest.mark.hint(
     "Sigmoid.backward is dout * y * (1 - y) with y the forward output (store it in forward), "
-    "not the input x."
+    "not the input x.",
+    function="Sigmoid.backward",
 )
 def test_sigmoid_worked_example(student):
     layer = student.Sigmoid()
@@ -99,10 +107,10 @@ def test_affine_worked_example(student):
     out = layer.forward(x.copy())
     assert_close(out, [[7.5, -1.5, 2.0, 5.0], [16.5, -1.5, 2.0, 14.0]], name="Affine.forward")
     dx = layer.backward(np.array([[1.0, 0.0, 2.0, 1.0], [0.0, 1.0, 1.0, -1.0]]))
-    assert_close(dx, [[1.0, 2.0, 3.0], [-3.0, 2.0, -2.0]], name="dx")
+    assert_close(dx, [[1.0, 2.0, 3.0], [-3.0, 2.0, -2.0]], name="dx from Affine.backward(dout)")
     dW = [[1.0, 4.0, 6.0, -3.0], [2.0, 5.0, 9.0, -3.0], [3.0, 6.0, 12.0, -3.0]]
-    assert_close(layer.dW, dW, name="dW")
-    assert_close(layer.db, [1.0, 1.0, 3.0, 0.0], name="db")
+    assert_close(layer.dW, dW, name="dW from Affine.backward(dout)")
+    assert_close(layer.db, [1.0, 1.0, 3.0, 0.0], name="db from Affine.backward(dout)")
 
 
 @pytest.mark.points(3)
@@ -113,7 +121,8 @@ def test_affine_worked_example(student):
 def test_softmax_with_loss_uniform_scores(student):
     layer = student.SoftmaxWithLoss()
     loss = layer.forward(np.zeros((2, 4)), np.array([0, 3]))
-    assert_close(loss, np.log(4.0), rtol=0.0, atol=1e-6, name="loss for equal scores (log 4)")
+    name = "SoftmaxWithLoss.forward(x, t) for equal scores (log 4)"
+    assert_close(loss, np.log(4.0), rtol=0.0, atol=1e-6, name=name)
     dx = layer.backward()
     want = [[-0.375, 0.125, 0.125, 0.125], [0.125, 0.125, 0.125, -0.375]]
     assert_close(dx, want, name="SoftmaxWithLoss.backward()")

@@ -88,7 +88,7 @@ def test_worked_example(student, name):
             np.array(expected),
             rtol=1e-6,
             atol=1e-9,
-            name=f"{name}(): params['W'] after update {step}",
+            name=f"{name}.update with the defaults: params['W'] after update {step}",
             hint=HINTS[name],
         )
 

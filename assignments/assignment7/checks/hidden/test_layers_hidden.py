@@ -89,24 +89,29 @@ def test_convolution_forward(student, reference, rng, case):
     what = f"Convolution(W of shape {weights.shape}, stride={stride}, pad={pad})"
     with student.inplace(x):
         _forward_checked(layer, x, want, what, CONV_HINT)
-    assert_close(x, kept, rtol=0, atol=0, name="x after forward", hint="Do not modify x.")
+    assert_close(
+        x, kept, rtol=0, atol=0, name="x after Convolution.forward(x)", hint="Do not modify x."
+    )
 
 
-@pytest.mark.hint(DX_HINT)
+@pytest.mark.hint(DX_HINT, function="Convolution.backward")
 @pytest.mark.points(3)
 @pytest.mark.parametrize("case", CONV_CASES.values(), ids=CONV_CASES.keys())
 def test_convolution_backward_dx(student, reference, rng, case):
     _, dx, want_dx, _, _ = _conv_run(student, reference, case, rng)
-    assert_close(dx, want_dx, rtol=1e-9, atol=1e-12, name="Convolution.backward dx", hint=DX_HINT)
+    name = "dx from Convolution.backward(dout)"
+    assert_close(dx, want_dx, rtol=1e-9, atol=1e-12, name=name, hint=DX_HINT)
 
 
-@pytest.mark.hint(DW_HINT + " " + DB_HINT)
+@pytest.mark.hint(DW_HINT + " " + DB_HINT, function="Convolution.backward")
 @pytest.mark.points(2)
 @pytest.mark.parametrize("case", CONV_CASES.values(), ids=CONV_CASES.keys())
 def test_convolution_param_grads(student, reference, rng, case):
     layer, _, _, want_dW, want_db = _conv_run(student, reference, case, rng)
-    assert_close(layer.dW, want_dW, rtol=1e-9, atol=1e-12, name="Convolution.dW", hint=DW_HINT)
-    assert_close(layer.db, want_db, rtol=1e-9, atol=1e-12, name="Convolution.db", hint=DB_HINT)
+    name = "dW from Convolution.backward(dout)"
+    assert_close(layer.dW, want_dW, rtol=1e-9, atol=1e-12, name=name, hint=DW_HINT)
+    name = "db from Convolution.backward(dout)"
+    assert_close(layer.db, want_db, rtol=1e-9, atol=1e-12, name=name, hint=DB_HINT)
 
 
 def _pool_setup(student, reference, case, rng):
@@ -117,7 +122,9 @@ def _pool_setup(student, reference, case, rng):
     want = reference.pool_forward(kept, ph, pw, stride=stride)
     with student.inplace(x):
         _forward_checked(layer, x, want, f"Pooling({ph}, {pw}, stride={stride})", POOL_HINT)
-    assert_close(x, kept, rtol=0, atol=0, name="x after forward", hint="Do not modify x.")
+    assert_close(
+        x, kept, rtol=0, atol=0, name="x after Pooling.forward(x)", hint="Do not modify x."
+    )
     return layer, kept, want
 
 
@@ -128,7 +135,7 @@ def test_pooling_forward(student, reference, rng, case):
     _pool_setup(student, reference, case, rng)
 
 
-@pytest.mark.hint(POOL_BACK_HINT)
+@pytest.mark.hint(POOL_BACK_HINT, function="Pooling.backward")
 @pytest.mark.points(3)
 @pytest.mark.parametrize("case", POOL_CASES.values(), ids=POOL_CASES.keys())
 def test_pooling_backward(student, reference, rng, case):
@@ -137,13 +144,15 @@ def test_pooling_backward(student, reference, rng, case):
     dout = rng.standard_normal(out.shape)
     want = reference.pool_backward(x, ph, pw, dout, stride=stride)
     dx = layer.backward(dout)
-    assert_close(dx, want, rtol=1e-12, atol=1e-12, name="Pooling.backward dx", hint=POOL_BACK_HINT)
+    name = "dx from Pooling.backward(dout)"
+    assert_close(dx, want, rtol=1e-12, atol=1e-12, name=name, hint=POOL_BACK_HINT)
 
 
 @pytest.mark.points(4)
 @pytest.mark.hint(
     "When several values tie for the maximum, the whole gradient goes to the first maximum "
-    "of the window (np.argmax), not to every tied maximum."
+    "of the window (np.argmax), not to every tied maximum.",
+    function="Pooling.backward",
 )
 def test_pooling_gradient_ties_go_to_first_max(student):
     # Channel 0 is all zeros (as after a ReLU); channel 1 ties within windows.
@@ -157,4 +166,4 @@ def test_pooling_gradient_ties_go_to_first_max(student):
     want[0, :, 0::2, 0::2] = 1.0
     want[0, 1, 0, 0], want[0, 1, 0, 1], want[0, 1, 2, 3] = 0.0, 1.0, 1.0
     want[0, 1, 2, 2] = 0.0
-    assert_close(dx, want, rtol=0, atol=0, name="Pooling.backward dx with tied maxima")
+    assert_close(dx, want, rtol=0, atol=0, name="dx from Pooling.backward(dout), tied maxima")

@@ -48,7 +48,8 @@ def test_convolution_tiny_forward(student):
 @pytest.mark.hint(
     "dx = col2im(dout_flat @ col_W.T, ...), dW = (col.T @ dout_flat).transpose(1, 0) reshaped "
     "to (FN, C, FH, FW), db = dout_flat.sum(axis=0), with "
-    "dout_flat = dout.transpose(0, 2, 3, 1).reshape(-1, FN)."
+    "dout_flat = dout.transpose(0, 2, 3, 1).reshape(-1, FN).",
+    function="Convolution.backward",
 )
 @pytest.mark.points(4)
 def test_convolution_tiny_backward(student):
@@ -60,7 +61,7 @@ def test_convolution_tiny_backward(student):
         np.array([[[[1.0, 2.0, 1.0], [2.0, 4.0, 2.0], [1.0, 2.0, 1.0]]]]),
         rtol=1e-12,
         atol=1e-12,
-        name="dx (README example)",
+        name="dx from Convolution.backward (README example)",
         hint="dx = col2im(dout_flat @ col_W.T, x.shape, ...): col2im must accumulate (+=) the "
         "windows that overlap, so the centre pixel, in all 4 windows, gets 4.",
     )
@@ -69,7 +70,7 @@ def test_convolution_tiny_backward(student):
         np.array([[[[8.0, 12.0], [20.0, 24.0]]]]),
         rtol=1e-12,
         atol=1e-12,
-        name="dW (README example)",
+        name="dW from Convolution.backward (README example)",
         hint="dW = col.T @ dout_flat, then transpose(1, 0) and reshape to (FN, C, FH, FW).",
     )
     assert_close(
@@ -77,7 +78,7 @@ def test_convolution_tiny_backward(student):
         np.array([4.0]),
         rtol=1e-12,
         atol=1e-12,
-        name="db (README example)",
+        name="db from Convolution.backward (README example)",
         hint="db sums dout over the batch and every output position: shape (FN,).",
     )
 
@@ -97,7 +98,8 @@ def test_pooling_tiny_forward(student):
 @pytest.mark.points(3)
 @pytest.mark.hint(
     "Each dout value goes to the position of its window's maximum; put dout in im2col's row "
-    "order first with dout.transpose(0, 2, 3, 1)."
+    "order first with dout.transpose(0, 2, 3, 1).",
+    function="Pooling.backward",
 )
 def test_pooling_tiny_backward(student):
     layer = student.Pooling(2, 2, stride=2)
