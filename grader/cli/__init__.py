@@ -46,13 +46,16 @@ def main() -> None:
 
 def _register() -> None:
     from grader.cli.batch import batch
+    from grader.cli.client import history, login, submit
     from grader.cli.data import data
     from grader.cli.doctor import doctor
     from grader.cli.grading import run
     from grader.cli.release import release
+    from grader.cli.service import admin, serve
     from grader.cli.starting import init, list_assignments
 
-    for command in (run, list_assignments, init, doctor, batch, release, data):
+    commands = (run, list_assignments, init, doctor, batch, release, data)
+    for command in (*commands, serve, admin, login, submit, history):
         cli.add_command(command)
 
 
