@@ -15,6 +15,7 @@ from grader.course import Course
 from grader.errors import BadInput
 from grader.server.app import Settings, create_app
 from grader.server.db import database_url
+from grader.server.policy import load_policy
 
 
 def bind(host: str, port: int) -> socket.socket:
@@ -46,6 +47,8 @@ def serve(
 
     if jobs < 1:
         raise BadInput("--jobs must be at least 1.")
+    for assignment in course.assignments.values():
+        load_policy(assignment)  # a broken policy stops the start, not a student's upload
     try:
         data.mkdir(parents=True, exist_ok=True)
     except OSError as error:
