@@ -45,7 +45,7 @@ def test_sigkill_mid_grade_loses_nothing_and_grades_nothing_twice(tmp_path):
 
     # Restarted, it requeues the interrupted grade; SIGTERM then lets that grade finish.
     second = start_server(course, data)
-    second.wait_for(ann, ids[0], ("running",))  # the slow check keeps it running 3 s
+    second.wait_for(ann, ids[0], ("running",))  # the slow check keeps it running 2 s
     assert second.stop(signal.SIGTERM) in (0, -signal.SIGTERM)
     state = _results(data)
     assert state[ids[0]] == ("graded", 2, 1)

@@ -34,7 +34,7 @@ from grader.safetext import one_line
 from grader.server.db import Result, Submission
 
 log = logging.getLogger("grader.server")
-KEEP_WARM_S = 30.0
+KEEP_WARM_S = 300.0
 
 
 def fingerprint_key(course: Course, assignment: str, device: str) -> str:
@@ -147,30 +147,39 @@ class Dispatcher:
         fingerprints: dict[int, str] = {}
 
         def more(free: int) -> list[Job]:
-            if self.stopping.is_set():
-                return []
-            if free == self.jobs and not wakeup.is_set():
-                wakeup.wait(KEEP_WARM_S)
-            if self.stopping.is_set() or not wakeup.is_set():
-                return []
-            wakeup.clear()
-            claimed = self._claim(assignment, free)
-            if len(claimed) == free:
-                wakeup.set()  # there may be more
-            key = fingerprint_key(self.course, assignment, self.device) if claimed else ""
-            jobs = []
-            for submission_id, folder in claimed:
-                fingerprints[submission_id] = key
-                path = self.data / "submissions" / folder
-                name = str(submission_id)
-                jobs.append(Job(Student(name, path, shown=name, stem=name), {}))
-            return jobs
+            """Up to `free` claimed submissions; when every process is free, wait for work
+            (up to KEEP_WARM_S, then the pool's processes are let go)."""
+            idle = free == self.jobs
+            while not self.stopping.is_set():
+                if not wakeup.is_set() and not (idle and wakeup.wait(KEEP_WARM_S)):
+                    return []
+                wakeup.clear()
+                claimed = self._claim(assignment, free)
+                if len(claimed) == free:
+                    wakeup.set()  # there may be more
+                if claimed:
+                    return self._jobs(assignment, claimed, fingerprints)
+                if not idle:
+                    return []
+            return []
 
         def record(job: Job, reply: dict[str, Any]) -> None:
             submission_id = int(job.student.name)
             self._record(submission_id, fingerprints.pop(submission_id), reply)
 
         pool.run([], record, more)
+
+    def _jobs(
+        self, assignment: str, claimed: list[tuple[int, str]], fingerprints: dict[int, str]
+    ) -> list[Job]:
+        key = fingerprint_key(self.course, assignment, self.device)
+        jobs = []
+        for submission_id, folder in claimed:
+            fingerprints[submission_id] = key
+            name = str(submission_id)
+            path = self.data / "submissions" / folder
+            jobs.append(Job(Student(name, path, shown=name, stem=name), {}))
+        return jobs
 
     def _claim(self, assignment: str, count: int) -> list[tuple[int, str]]:
         with Session(self.engine) as session:
