@@ -205,7 +205,31 @@ def test_an_oversized_upload_is_refused_before_it_is_read(service):
             "/assignments/closed/submissions", files=[("files", ("toy.py", b"#" * (52 << 20)))]
         )
     assert response.status_code == 413
-    assert "larger than" in response.json()["error"]
+    assert "larger than the server's limit" in response.json()["error"]
+
+
+def test_an_oversized_upload_sent_in_chunks_is_cut_off_at_the_limit(service):
+    server, ann = service["server"], service["tokens"]["ann"]
+    boundary = "x" * 20
+    head = (
+        f'--{boundary}\r\nContent-Disposition: form-data; name="files"; filename="toy.py"\r\n\r\n'
+    ).encode()
+
+    def body() -> Iterator[bytes]:  # no Content-Length: sent chunked
+        yield head
+        for _ in range(60):
+            yield b"#" * (1 << 20)
+        yield f"\r\n--{boundary}--\r\n".encode()
+
+    with server.client(ann) as client:
+        response = client.post(
+            "/assignments/closed/submissions",
+            content=body(),
+            headers={"content-type": f"multipart/form-data; boundary={boundary}"},
+        )
+    assert response.status_code == 413
+    assert "larger than the server's limit" in response.json()["error"]
+    assert not list((server.data / "uploads").iterdir())
 
 
 def test_a_zip_upload_is_graded_from_the_assignments_files(service):

@@ -62,6 +62,57 @@ def _error(status: int, message: str) -> JSONResponse:
     return JSONResponse({"error": message}, status_code=status)
 
 
+class BodyLimit:
+    """Refuse a request body over `limit` bytes with 413: from its Content-Length before it
+    is read, or, sent in chunks, as soon as the count passes the limit (the rest is never
+    spooled to disk)."""
+
+    def __init__(self, app: Any, limit: int) -> None:
+        self.app = app
+        self.limit = limit
+
+    async def _refuse(self, send: Any) -> None:
+        body = json.dumps(
+            {"error": f"the upload is larger than the server's limit of {self.limit >> 20} MB."}
+        ).encode()
+        headers = [(b"content-type", b"application/json"), (b"connection", b"close")]
+        await send({"type": "http.response.start", "status": 413, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        length = dict(scope["headers"]).get(b"content-length")
+        if length is not None and (not length.isdigit() or int(length) > self.limit):
+            await self._refuse(send)
+            return
+        seen, refused = 0, False
+
+        async def limited_receive() -> Any:
+            nonlocal seen, refused
+            if refused:
+                return {"type": "http.disconnect"}
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.limit:
+                    refused = True
+                    await self._refuse(send)
+                    return {"type": "http.disconnect"}
+            return message
+
+        async def guarded_send(message: Any) -> None:
+            if not refused:
+                await send(message)
+
+        try:
+            await self.app(scope, limited_receive, guarded_send)
+        except Exception:
+            if not refused:
+                raise
+
+
 class State:
     """What the routes share: the engine, the course, the dispatcher."""
 
@@ -97,6 +148,7 @@ def create_app(settings: Settings) -> FastAPI:
         redoc_url=None,
     )
     app.state.grader = state
+    app.add_middleware(BodyLimit, limit=MAX_BODY_BYTES)
     _install_error_handlers(app)
     _install_routes(app, state)
     return app
@@ -129,15 +181,6 @@ def _install_error_handlers(app: FastAPI) -> None:
         reference = secrets.token_hex(4)
         log.error("internal error %s on %s", reference, request.url.path, exc_info=error)
         return _error(500, f"internal server error (reference {reference}); tell the staff.")
-
-    @app.middleware("http")
-    async def body_cap(request: Request, call_next: Any) -> Any:
-        length = request.headers.get("content-length")
-        if length is not None and (not length.isdigit() or int(length) > MAX_BODY_BYTES):
-            return _error(
-                413, f"the upload is larger than the server's limit of {MAX_BODY_BYTES >> 20} MB."
-            )
-        return await call_next(request)
 
 
 def _install_routes(app: FastAPI, state: State) -> None:
