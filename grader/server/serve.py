@@ -13,9 +13,10 @@ from pathlib import Path
 
 from grader.course import Course
 from grader.errors import BadInput
-from grader.server.app import Settings, create_app
+from grader.server.app import create_app
 from grader.server.db import database_url
 from grader.server.policy import load_policy
+from grader.server.service import Settings
 
 
 def bind(host: str, port: int) -> socket.socket:
