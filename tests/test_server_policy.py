@@ -190,3 +190,25 @@ def test_serve_refuses_to_start_on_a_broken_policy(tmp_path):
         result.exit_code == 3
         and "the policy of toy is invalid: counts must be one of" in result.output
     )
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_migrations_create_the_schema_and_a_rerun_keeps_every_row(tmp_path, backend):
+    from contextlib import nullcontext
+
+    from service_support import postgres_schema
+    from sqlalchemy import func, select
+    from sqlalchemy.orm import Session
+
+    from grader.server.db import User, database_url, make_engine, migrate
+
+    with postgres_schema() if backend == "postgresql" else nullcontext(None) as db:
+        engine = make_engine(database_url(db, tmp_path))
+        migrate(engine)
+        with Session(engine) as session:
+            session.add(User(login="ann", name="Ann", email="", section="", role="student"))
+            session.commit()
+        migrate(engine)
+        with Session(engine) as session:
+            assert session.scalar(select(func.count()).select_from(User)) == 1
+        engine.dispose()

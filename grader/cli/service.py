@@ -94,7 +94,7 @@ def _session(ctx: click.Context) -> Any:
     from grader.server.db import database_url, make_engine, migrate
 
     data, db = ctx.obj
-    data.mkdir(parents=True, exist_ok=True)
+    data.mkdir(parents=True, exist_ok=True, mode=0o700)
     engine = make_engine(database_url(db, data.resolve()))
     migrate(engine)
     return Session(engine)

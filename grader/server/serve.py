@@ -51,7 +51,7 @@ def serve(
     for assignment in course.assignments.values():
         load_policy(assignment)  # a broken policy stops the start, not a student's upload
     try:
-        data.mkdir(parents=True, exist_ok=True)
+        data.mkdir(parents=True, exist_ok=True, mode=0o700)  # submissions and tokens
     except OSError as error:
         raise BadInput(f"cannot create {data}: {error.strerror or error}") from error
     settings = Settings(
