@@ -53,7 +53,7 @@ def test_sigkill_mid_grade_loses_nothing_and_grades_nothing_twice(tmp_path):
 
     third = start_server(course, data)
     graded = third.wait_for(ann, ids[1], ("graded",))
-    assert graded["score"] == 10.0
-    assert third.wait_for(ann, ids[0], ("graded",))["score"] == 10.0
+    assert graded["score"] == 15.0
+    assert third.wait_for(ann, ids[0], ("graded",))["score"] == 15.0
     assert third.stop() in (0, -signal.SIGTERM)
     assert _results(data) == {ids[0]: ("graded", 2, 1), ids[1]: ("graded", 1, 1)}

@@ -58,7 +58,8 @@ def _status_line(answer: dict[str, Any]) -> str:
     if answer["status"] == "queued":
         ahead = answer.get("position", 0)
         return f"Submission {answer['id']}: queued" + (f", {ahead} ahead" if ahead else "")
-    return f"Submission {answer['id']}: grading"
+    done = answer.get("checks_done", 0)
+    return f"Submission {answer['id']}: grading" + (f", {done} check(s) done" if done else "")
 
 
 def _wait(client: Any, answer: dict[str, Any], console: Console) -> dict[str, Any]:

@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import copy
 import datetime
+import functools
 import math
 import tomllib
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from grader.course import Assignment
@@ -111,9 +113,25 @@ def policy_from_mapping(data: dict[str, Any]) -> Policy:
     )
 
 
+def _stamp(path: Path) -> tuple[int, int] | None:
+    try:
+        info = path.stat()
+    except OSError:
+        return None
+    return info.st_mtime_ns, info.st_size
+
+
 def load_policy(assignment: Assignment) -> Policy:
-    """The assignment's policy: its `[policy]` table, then the course's overrides."""
-    paths = [assignment.folder / "assignment.toml", assignment.course_root / "policy.toml"]
+    """The assignment's policy: its `[policy]` table, then the course's overrides (read
+    again only when one of the two files changed)."""
+    paths = (assignment.folder / "assignment.toml", assignment.course_root / "policy.toml")
+    return _load_policy(assignment, paths, tuple(_stamp(p) for p in paths))
+
+
+@functools.lru_cache(maxsize=256)
+def _load_policy(
+    assignment: Assignment, paths: tuple[Path, Path], stamps: tuple[Any, ...]
+) -> Policy:
     merged: dict[str, Any] = {}
     try:
         table = tomllib.loads(paths[0].read_text(encoding="utf-8")).get("policy", {})

@@ -4,6 +4,7 @@ submission with its rate limit and upload cap). No HTTP here beyond `ApiError`."
 
 import datetime
 import json
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -14,10 +15,15 @@ from starlette.exceptions import HTTPException
 
 from grader.course import Assignment, Course
 from grader.errors import BadInput, GraderError
+from grader.fingerprint import grade_fingerprint
+from grader.journal import Journal
+from grader.runner import DEFAULT_SEED
 from grader.server import storage
 from grader.server.db import Extension, Result, Submission, User, make_engine, now
 from grader.server.dispatch import Dispatcher
 from grader.server.policy import Policy, load_policy, visible_report
+
+FINGERPRINT_TTL_S = 5.0
 
 
 @dataclass(frozen=True)
@@ -46,6 +52,7 @@ class Service:
         self.dispatcher = Dispatcher(
             self.engine, settings.course, settings.data, settings.jobs, settings.device
         )
+        self._fingerprints: dict[str, tuple[float, dict[str, str]]] = {}
 
     def assignment(self, name: str) -> Assignment:
         try:
@@ -111,6 +118,8 @@ class Service:
             "late_days": late_days,
             "score_factor": factor,
         }
+        if submission.status == "running":
+            answer["checks_done"] = self.checks_done(submission)
         if submission.status in ("queued", "running"):
             answer["position"] = db.scalar(
                 select(func.count())
@@ -131,6 +140,27 @@ class Service:
             answer["score"] = round(float(shown.get("score", 0.0)) * factor, 6)
             answer["max_score"] = float(shown.get("max_score", 0.0))
         return answer
+
+    def checks_done(self, submission: Submission) -> int:
+        """How many checks the grade in progress has finished, from its journal (the same
+        identity `grader.runner.grade` journals under in the pool's processes)."""
+        spec = self.assignment(submission.assignment)
+        identity = {
+            "assignment": spec.name,
+            **self._fingerprint(spec),
+            "submission_sha256": submission.sha256,
+            "keyword": None,
+        }
+        return len(Journal(self.settings.data / "journal", identity).finished())
+
+    def _fingerprint(self, spec: Assignment) -> dict[str, str]:
+        """The grade fingerprint, hashed again at most every FINGERPRINT_TTL_S (progress is
+        polled often; the checks change rarely)."""
+        cached = self._fingerprints.get(spec.name)
+        if cached is None or time.monotonic() - cached[0] > FINGERPRINT_TTL_S:
+            value = grade_fingerprint(spec, DEFAULT_SEED, self.settings.device, False, spec.limits)
+            cached = self._fingerprints[spec.name] = (time.monotonic(), value)
+        return cached[1]
 
     def submit(
         self, db: Session, user: User, name: str, uploads: list[tuple[str, BinaryIO]]
