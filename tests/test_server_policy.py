@@ -212,3 +212,66 @@ def test_migrations_create_the_schema_and_a_rerun_keeps_every_row(tmp_path, back
         with Session(engine) as session:
             assert session.scalar(select(func.count()).select_from(User)) == 1
         engine.dispose()
+
+
+def test_a_graded_submissions_summary_message_is_withheld_with_its_hidden_checks(tmp_path):
+    """The pool summarises a grade whose checks all failed with their one message; when every
+    check is hidden, that is a hidden check's message."""
+    import json
+
+    from sqlalchemy.orm import Session
+
+    from grader.server.db import Result, Submission, User, migrate
+    from grader.server.service import Service, Settings
+
+    root = make_course(tmp_path, "def test_x(student):\n    pass\n")
+    toml = root / "assignments" / "toy" / "assignment.toml"
+    toml.write_text(
+        toml.read_text().replace("[limits]", "[policy]\nhidden_before_due = 'score'\n[limits]")
+    )
+    service = Service(Settings(Course(root), tmp_path, f"sqlite:///{tmp_path / 'db'}"))
+    migrate(service.engine)
+    report = {
+        "tests": [
+            {
+                "name": "s",
+                "hidden": True,
+                "status": "failed",
+                "score": 0.0,
+                "max_score": 5.0,
+                "message": "the secret input 21",
+                "details": "",
+                "metrics": {},
+            }
+        ]
+    }
+    with Session(service.engine) as db:
+        ann = User(login="ann", name="", email="", section="", role="student")
+        tina = User(login="tina", name="", email="", section="", role="staff")
+        db.add_all([ann, tina])
+        db.flush()
+        submission = Submission(
+            user_id=ann.id,
+            assignment="toy",
+            sha256="0" * 64,
+            folder="x",
+            status="graded",
+            message="the secret input 21",
+            attempts=1,
+        )
+        db.add(submission)
+        db.flush()
+        db.add(
+            Result(
+                submission_id=submission.id,
+                fingerprint="f",
+                status="graded",
+                message=submission.message,
+                score=0.0,
+                max_score=5.0,
+                report=json.dumps(report),
+            )
+        )
+        db.commit()
+        assert "secret input" not in json.dumps(service.describe(db, submission, ann))
+        assert service.describe(db, submission, tina)["message"] == "the secret input 21"

@@ -107,13 +107,16 @@ class Service:
         late_days = policy.late_days(submission.created_at, extension)
         factor = policy.score_factor(late_days)
         owner = db.get(User, submission.user_id)
+        level = "full" if viewer.role == "staff" else policy.visibility(now(), extension)
+        # A graded submission's message summarises its checks (hidden ones too).
+        message = submission.message if submission.status != "graded" or level == "full" else ""
         answer: dict[str, Any] = {
             "id": submission.id,
             "assignment": submission.assignment,
             "student": owner.login if owner else "",
             "created_at": submission.created_at.isoformat(timespec="seconds"),
             "status": submission.status,
-            "message": submission.message,
+            "message": message,
             "sha256": submission.sha256,
             "late_days": late_days,
             "score_factor": factor,
@@ -134,7 +137,6 @@ class Service:
         )
         if result is not None and result.report:
             report = json.loads(result.report)
-            level = "full" if viewer.role == "staff" else policy.visibility(now(), extension)
             shown = visible_report(report, level)
             answer["report"] = shown
             answer["score"] = round(float(shown.get("score", 0.0)) * factor, 6)
