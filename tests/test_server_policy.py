@@ -275,3 +275,61 @@ def test_a_graded_submissions_summary_message_is_withheld_with_its_hidden_checks
         db.commit()
         assert "secret input" not in json.dumps(service.describe(db, submission, ann))
         assert service.describe(db, submission, tina)["message"] == "the secret input 21"
+
+
+def _graded(db, user, score: float, when: datetime.datetime) -> None:
+    from grader.server.db import Result, Submission
+
+    submission = Submission(
+        user_id=user.id,
+        assignment="toy",
+        sha256="0" * 64,
+        folder="x",
+        status="graded",
+        message="",
+        attempts=1,
+        created_at=when,
+    )
+    db.add(submission)
+    db.flush()
+    db.add(
+        Result(
+            submission_id=submission.id,
+            fingerprint="f",
+            status="graded",
+            message="",
+            score=score,
+            max_score=10.0,
+            report="{}",
+        )
+    )
+
+
+@pytest.mark.parametrize(("counts", "expected"), [("last", 6.0), ("best", 8.0)])
+def test_the_gradebook_counts_the_last_or_the_best_score_after_the_late_penalty(
+    tmp_path, counts, expected
+):
+    from sqlalchemy.orm import Session
+
+    from grader.server.db import User, migrate
+    from grader.server.service import Service, Settings
+
+    root = make_course(tmp_path, "def test_x(student):\n    pass\n")
+    toml = root / "assignments" / "toy" / "assignment.toml"
+    policy = (
+        f"[policy]\ndue = '{DUE.isoformat()}'\nlate_penalty_per_day = 0.1\ncounts = '{counts}'\n"
+    )
+    toml.write_text(toml.read_text().replace("[limits]", policy + "[limits]"))
+    service = Service(Settings(Course(root), tmp_path, f"sqlite:///{tmp_path / 'db'}"))
+    migrate(service.engine)
+    with Session(service.engine) as db:
+        ann = User(login="ann", name="Ann", email="", section="A", role="student")
+        db.add(ann)
+        db.flush()
+        _graded(db, ann, 8.0, DUE - datetime.timedelta(days=1))  # on time: 8
+        _graded(db, ann, 9.0, DUE + datetime.timedelta(hours=30))  # 2 days late: 7.2
+        _graded(db, ann, 10.0, DUE + datetime.timedelta(hours=80))  # 4 days late: 6
+        db.commit()
+        (row,) = service.gradebook(db, "toy")
+    assert row["student"] == "ann" and row["score"] == pytest.approx(expected)
+    assert row["late_days"] == (4 if counts == "last" else 0)
