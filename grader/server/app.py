@@ -14,7 +14,7 @@ import io
 import json
 import logging
 import secrets
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, File, Request, UploadFile
@@ -169,20 +169,20 @@ def _install_error_handlers(app: FastAPI) -> None:
 
 
 def _install_routes(app: FastAPI, service: Service) -> None:
-    def session() -> Iterator[Session]:
-        with Session(service.engine) as db:
-            yield db
-
-    Db = Annotated[Session, Depends(session)]
-
-    def current_user(request: Request, db: Db) -> User:
+    def current_user(request: Request) -> User:
+        """The account the request's token names (looked up in a session of its own, so no
+        connection is held while the request waits for a worker thread)."""
         header = request.headers.get("authorization", "")
         scheme, _, token = header.partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
             raise ApiError(401, "sign in: send your token as 'Authorization: Bearer TOKEN'.")
-        user = accounts.find_by_token(db, token.strip())
-        if user is None:
-            raise ApiError(401, "this token is not valid (it may have been reset); ask the staff.")
+        with Session(service.engine) as db:
+            user = accounts.find_by_token(db, token.strip())
+            if user is None:
+                raise ApiError(
+                    401, "this token is not valid (it may have been reset); ask the staff."
+                )
+            db.expunge(user)
         return user
 
     Me = Annotated[User, Depends(current_user)]
@@ -202,53 +202,68 @@ def _install_routes(app: FastAPI, service: Service) -> None:
     def me(user: Me) -> dict[str, str]:
         return {"id": user.login, "name": user.name, "role": user.role, "section": user.section}
 
+    def db() -> Session:
+        """A session for one request, opened in its handler's body and closed before the
+        handler returns (a dependency's teardown would wait for a free worker thread while
+        holding its connection)."""
+        return Session(service.engine)
+
     @app.get(f"{API}/assignments")
-    def assignments(user: Me, db: Db) -> list[dict[str, Any]]:
-        return [service.assignment_info(db, user, name) for name in service.course.assignments]
+    def assignments(user: Me) -> list[dict[str, Any]]:
+        with db() as session:
+            return [
+                service.assignment_info(session, user, name) for name in service.course.assignments
+            ]
 
     @app.get(f"{API}/assignments/{{name}}")
-    def assignment(name: str, user: Me, db: Db) -> dict[str, Any]:
-        return service.assignment_info(db, user, name)
+    def assignment(name: str, user: Me) -> dict[str, Any]:
+        with db() as session:
+            return service.assignment_info(session, user, name)
 
     @app.post(f"{API}/assignments/{{name}}/submissions", status_code=202)
-    def submit(
-        name: str, user: Me, db: Db, files: Annotated[list[UploadFile], File()]
-    ) -> dict[str, Any]:
+    def submit(name: str, user: Me, files: Annotated[list[UploadFile], File()]) -> dict[str, Any]:
         uploads = [(f.filename or "", f.file) for f in files]
-        return service.describe(db, service.submit(db, user, name, uploads), user)
+        with db() as session:
+            return service.describe(session, service.submit(session, user, name, uploads), user)
 
     @app.get(f"{API}/submissions")
-    def history(user: Me, db: Db, assignment: str | None = None) -> list[dict[str, Any]]:
+    def history(user: Me, assignment: str | None = None) -> list[dict[str, Any]]:
         query = select(Submission).where(Submission.user_id == user.id)
         if assignment:
             service.assignment(assignment)
             query = query.where(Submission.assignment == assignment)
-        rows = db.scalars(query.order_by(Submission.id)).all()
-        return [service.describe(db, row, user) for row in rows]
+        with db() as session:
+            rows = session.scalars(query.order_by(Submission.id)).all()
+            return [service.describe(session, row, user) for row in rows]
 
     @app.get(f"{API}/submissions/{{submission_id}}")
-    def submission(submission_id: int, user: Me, db: Db) -> dict[str, Any]:
-        return service.describe(db, service.own_submission(db, user, submission_id), user)
+    def submission(submission_id: int, user: Me) -> dict[str, Any]:
+        with db() as session:
+            found = service.own_submission(session, user, submission_id)
+            return service.describe(session, found, user)
 
     @app.get(f"{API}/staff/submissions")
     def all_submissions(
-        staff: Staff, db: Db, assignment: str | None = None, student: str | None = None
+        staff: Staff, assignment: str | None = None, student: str | None = None
     ) -> list[dict[str, Any]]:
         query = select(Submission)
         if assignment:
             query = query.where(Submission.assignment == assignment)
-        if student:
-            query = query.where(Submission.user_id == accounts.find_user(db, student).id)
-        rows = db.scalars(query.order_by(Submission.id)).all()
-        return [service.describe(db, row, staff) for row in rows]
+        with db() as session:
+            if student:
+                query = query.where(Submission.user_id == accounts.find_user(session, student).id)
+            rows = session.scalars(query.order_by(Submission.id)).all()
+            return [service.describe(session, row, staff) for row in rows]
 
     @app.post(f"{API}/staff/assignments/{{name}}/regrade", status_code=202)
-    def regrade(name: str, staff: Staff, db: Db) -> dict[str, int]:
-        return {"queued": service.regrade(db, name)}
+    def regrade(name: str, staff: Staff) -> dict[str, int]:
+        with db() as session:
+            return {"queued": service.regrade(session, name)}
 
     @app.get(f"{API}/staff/gradebook/{{name}}")
-    def gradebook(name: str, staff: Staff, db: Db, format: str = "json") -> Any:
-        rows = service.gradebook(db, name)
+    def gradebook(name: str, staff: Staff, format: str = "json") -> Any:
+        with db() as session:
+            rows = service.gradebook(session, name)
         if format == "csv":
             return PlainTextResponse(gradebook_csv(rows), media_type="text/csv")
         if format != "json":

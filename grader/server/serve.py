@@ -18,6 +18,9 @@ from grader.server.db import database_url
 from grader.server.policy import load_policy
 from grader.server.service import Settings
 
+# Requests still open this long after SIGTERM are cut; the grades in progress always finish.
+GRACEFUL_HTTP_S = 30
+
 
 def bind(host: str, port: int) -> socket.socket:
     """A listening socket on host:port (IPv6 when the host is an IPv6 address)."""
@@ -66,7 +69,10 @@ def serve(
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     logging.getLogger("alembic").setLevel(logging.WARNING)
     config = uvicorn.Config(
-        create_app(settings), log_level="info", timeout_graceful_shutdown=None, access_log=False
+        create_app(settings),
+        log_level="info",
+        timeout_graceful_shutdown=GRACEFUL_HTTP_S,
+        access_log=False,
     )
     server = uvicorn.Server(config)
     print(f"Serving on http://{shown_host}:{sock.getsockname()[1]}", flush=True)
