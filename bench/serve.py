@@ -34,9 +34,8 @@ from service_support import admin, start_server, tokens  # noqa: E402
 from support import load_mutants  # noqa: E402
 
 from grader.batch import grade_batch  # noqa: E402
+from grader.cli.client import QUEUED_WAIT_S, RUNNING_WAIT_S  # noqa: E402
 from grader.course import load_course  # noqa: E402
-
-POLL_S = 0.5  # as grade submit polls
 
 
 def build_class(assignment: str, folder: Path, count: int) -> dict[str, bytes]:
@@ -73,8 +72,8 @@ def submit_all(server, assignment: str, module_file: str, sources, student_token
                 files=[("files", (module_file, sources[student]))],
             ).json()
             while answer.get("status") in ("queued", "running"):
-                time.sleep(POLL_S)
-                answer = client.get(f"/submissions/{answer['id']}").json()
+                wait = QUEUED_WAIT_S if answer["status"] == "queued" else RUNNING_WAIT_S
+                answer = client.get(f"/submissions/{answer['id']}", params={"wait": wait}).json()
             if "error" in answer:
                 errors.append(answer["error"])
                 return

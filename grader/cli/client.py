@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +15,8 @@ from grader.cli.common import EXIT_BAD_INPUT, EXIT_INTERNAL, EXIT_UNDER_THRESHOL
 from grader.errors import BadInput
 from grader.safetext import one_line
 
-POLL_S = 0.5
+QUEUED_WAIT_S = 25
+RUNNING_WAIT_S = 2
 WAITING = ("queued", "running")
 READ_CAP = 50 << 20
 
@@ -70,8 +70,10 @@ def _wait(client: Any, answer: dict[str, Any], console: Console) -> dict[str, An
             if line != shown:
                 status.update(line)
                 shown = line
-            time.sleep(POLL_S)
-            answer = client.get(f"/submissions/{answer['id']}")
+            # Long polling: the server answers when the status changes; while grading, every
+            # few seconds too, with the checks done so far.
+            wait = QUEUED_WAIT_S if answer["status"] == "queued" else RUNNING_WAIT_S
+            answer = client.get(f"/submissions/{answer['id']}", wait=wait)
     return answer
 
 

@@ -18,6 +18,7 @@ from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, File, Request, UploadFile
+from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse
 from sqlalchemy import select
@@ -36,6 +37,8 @@ log = logging.getLogger("grader.server")
 API = "/api/v1"
 # A request body past this is refused before it is read (the policy's cap is checked too).
 MAX_BODY_BYTES = MAX_EXTRACTED_BYTES + (1 << 20)
+MAX_WAIT_S = 30.0
+WAITING = ("queued", "running")
 GRADEBOOK_COLUMNS = ("student", "name", "section", "submission", "late_days", "raw", "score")
 
 __all__ = ["Settings", "create_app"]
@@ -58,7 +61,11 @@ class BodyLimit:
         body = json.dumps(
             {"error": f"the upload is larger than the server's limit of {self.limit >> 20} MB."}
         ).encode()
-        headers = [(b"content-type", b"application/json"), (b"connection", b"close")]
+        headers = [
+            (b"content-type", b"application/json"),
+            (b"content-length", str(len(body)).encode()),
+            (b"connection", b"close"),
+        ]
         await send({"type": "http.response.start", "status": 413, "headers": headers})
         await send({"type": "http.response.body", "body": body})
 
@@ -107,6 +114,7 @@ def create_app(settings: Settings) -> FastAPI:
         (settings.data / "submissions").mkdir(parents=True, exist_ok=True)
         (settings.data / "uploads").mkdir(parents=True, exist_ok=True)
         migrate(service.engine)
+        service.loop = asyncio.get_running_loop()
         service.dispatcher.start()
         yield
         log.info("draining: waiting for the grades in progress")
@@ -237,10 +245,29 @@ def _install_routes(app: FastAPI, service: Service) -> None:
             return [service.describe(session, row, user) for row in rows]
 
     @app.get(f"{API}/submissions/{{submission_id}}")
-    def submission(submission_id: int, user: Me) -> dict[str, Any]:
-        with db() as session:
-            found = service.own_submission(session, user, submission_id)
-            return service.describe(session, found, user)
+    async def submission(submission_id: int, user: Me, wait: float = 0.0) -> dict[str, Any]:
+        """The submission; with `wait` (seconds, at most MAX_WAIT_S), answered when its status
+        changes, or when the time is up (long polling: a class waiting costs no queries)."""
+
+        def read() -> dict[str, Any]:
+            with db() as session:
+                found = service.own_submission(session, user, submission_id)
+                return service.describe(session, found, user)
+
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + min(max(wait, 0.0), MAX_WAIT_S)
+        event = service.waiter(submission_id)
+        answer = await run_in_threadpool(read)
+        first = answer["status"]
+        while answer["status"] == first and first in WAITING:
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                break
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(event.wait(), remaining)
+            event = service.waiter(submission_id)
+            answer = await run_in_threadpool(read)
+        return answer
 
     @app.get(f"{API}/staff/submissions")
     def all_submissions(

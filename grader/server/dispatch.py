@@ -18,6 +18,7 @@ import json
 import logging
 import os
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -59,8 +60,17 @@ def requeue_interrupted(engine: Engine, assignment: str | None = None) -> int:
 class Dispatcher:
     """Feeds queued submissions to one pool per assignment (see the module docstring)."""
 
-    def __init__(self, engine: Engine, course: Course, data: Path, jobs: int, device: str) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        course: Course,
+        data: Path,
+        jobs: int,
+        device: str,
+        on_change: Callable[[int], None] | None = None,
+    ) -> None:
         self.engine = engine
+        self.on_change = on_change
         self.course = course
         self.data = data
         self.jobs = jobs
@@ -194,7 +204,13 @@ class Dispatcher:
                 row.attempts += 1
             claimed = [(row.id, row.folder) for row in rows]
             session.commit()
+        for submission_id, _ in claimed:
+            self._changed(submission_id)
         return claimed
+
+    def _changed(self, submission_id: int) -> None:
+        if self.on_change is not None:
+            self.on_change(submission_id)
 
     def _record(self, submission_id: int, key: str, reply: dict[str, Any]) -> None:
         """Commit the result and the submission's status together, once per fingerprint."""
@@ -228,3 +244,4 @@ class Dispatcher:
                 session.commit()
             except IntegrityError:
                 session.rollback()
+        self._changed(submission_id)

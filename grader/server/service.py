@@ -2,6 +2,7 @@
 rules for who sees what (a submission as its viewer may see it, the gradebook, a new
 submission with its rate limit and upload cap). No HTTP here beyond `ApiError`."""
 
+import asyncio
 import datetime
 import json
 import time
@@ -50,9 +51,30 @@ class Service:
         self.course = settings.course
         self.engine: Engine = make_engine(settings.db_url)
         self.dispatcher = Dispatcher(
-            self.engine, settings.course, settings.data, settings.jobs, settings.device
+            self.engine,
+            settings.course,
+            settings.data,
+            settings.jobs,
+            settings.device,
+            on_change=self._changed,
         )
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self._waiters: dict[int, asyncio.Event] = {}
         self._fingerprints: dict[str, tuple[float, dict[str, str]]] = {}
+
+    def waiter(self, submission_id: int) -> asyncio.Event:
+        """An event set when the submission's status next changes (call on the loop)."""
+        return self._waiters.setdefault(submission_id, asyncio.Event())
+
+    def _changed(self, submission_id: int) -> None:
+        """From a grading thread: wake whoever waits on the submission."""
+        if self.loop is not None:
+            self.loop.call_soon_threadsafe(self._wake, submission_id)
+
+    def _wake(self, submission_id: int) -> None:
+        event = self._waiters.pop(submission_id, None)
+        if event is not None:
+            event.set()
 
     def assignment(self, name: str) -> Assignment:
         try:
