@@ -262,6 +262,7 @@ def test_errors_answer_json_and_the_api_publishes_openapi(service):
         unknown = client.get("/assignments/nope")
         page = client.get("/no/such/route")
         spec = client.get("/openapi.json")
+    assert server.url.startswith("http://127.0.0.1:")  # loopback unless told otherwise
     assert unknown.status_code == 404 and "unknown assignment 'nope'" in unknown.json()["error"]
     assert page.status_code == 404 and "error" in page.json()
     assert "/api/v1/assignments/{name}/submissions" in spec.json()["paths"]
