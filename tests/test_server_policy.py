@@ -333,3 +333,21 @@ def test_the_gradebook_counts_the_last_or_the_best_score_after_the_late_penalty(
         (row,) = service.gradebook(db, "toy")
     assert row["student"] == "ann" and row["score"] == pytest.approx(expected)
     assert row["late_days"] == (4 if counts == "last" else 0)
+
+
+def test_gradebook_csv_cells_cannot_run_as_spreadsheet_formulas():
+    from grader.server.service import gradebook_csv
+
+    row = {
+        "student": "s1",
+        "name": '=HYPERLINK("http://x","y")',
+        "section": "+A",
+        "submission": 3,
+        "late_days": 0,
+        "raw": 9.0,
+        "score": 9.0,
+        "max_score": 10.0,
+    }
+    lines = gradebook_csv([row]).splitlines()
+    assert lines[0] == "student,name,section,submission,late_days,raw,score,max_score"
+    assert lines[1] == 's1,"\'=HYPERLINK(""http://x"",""y"")",\'+A,3,0,9.0,9.0,10.0'

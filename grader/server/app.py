@@ -9,8 +9,6 @@ never a stack trace. Student text in answers comes from reports that are already
 
 import asyncio
 import contextlib
-import csv
-import io
 import json
 import logging
 import secrets
@@ -27,10 +25,10 @@ from starlette.exceptions import HTTPException
 
 from grader import __version__
 from grader.errors import BadInput
-from grader.safetext import csv_cell, one_line
+from grader.safetext import one_line
 from grader.server import accounts
 from grader.server.db import Submission, User, migrate
-from grader.server.service import ApiError, Service, Settings
+from grader.server.service import ApiError, Service, Settings, gradebook_csv
 from grader.submission import MAX_EXTRACTED_BYTES
 
 log = logging.getLogger("grader.server")
@@ -39,9 +37,6 @@ API = "/api/v1"
 MAX_BODY_BYTES = MAX_EXTRACTED_BYTES + (1 << 20)
 MAX_WAIT_S = 30.0
 WAITING = ("queued", "running")
-GRADEBOOK_COLUMNS = ("student", "name", "section", "submission", "late_days", "raw", "score")
-
-__all__ = ["Settings", "create_app"]
 
 
 def _error(status: int, message: str) -> JSONResponse:
@@ -134,17 +129,6 @@ def create_app(settings: Settings) -> FastAPI:
     _install_routes(app, service)
     install_pages(app, service)
     return app
-
-
-def gradebook_csv(rows: list[dict[str, Any]]) -> str:
-    """The gradebook as CSV, every cell safe for a spreadsheet."""
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
-    writer.writerow([*GRADEBOOK_COLUMNS, "max_score"])
-    for row in rows:
-        cells = [row[key] for key in (*GRADEBOOK_COLUMNS, "max_score")]
-        writer.writerow(["" if value is None else csv_cell(value) for value in cells])
-    return out.getvalue()
 
 
 def _install_error_handlers(app: FastAPI) -> None:

@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 from grader.errors import BadInput
 from grader.server import accounts
 from grader.server.db import Submission, User
-from grader.server.service import ApiError, Service
+from grader.server.service import ApiError, Service, gradebook_csv
 
 COOKIE = "dlg_session"
 TEMPLATES = Environment(
@@ -194,8 +194,6 @@ def install_pages(app: FastAPI, service: Service) -> None:
 
     @app.get("/staff/{name}/gradebook.csv", include_in_schema=False)
     def staff_csv(request: Request, name: str) -> Response:
-        from grader.server.app import gradebook_csv
-
         with Session(service.engine) as db:
             found = signed_in(request, db)
             if found is None:

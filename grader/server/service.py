@@ -3,7 +3,9 @@ rules for who sees what (a submission as its viewer may see it, the gradebook, a
 submission with its rate limit and upload cap). No HTTP here beyond `ApiError`."""
 
 import asyncio
+import csv
 import datetime
+import io
 import json
 import time
 from dataclasses import dataclass
@@ -19,12 +21,14 @@ from grader.errors import BadInput, GraderError
 from grader.fingerprint import grade_fingerprint
 from grader.journal import Journal
 from grader.runner import DEFAULT_SEED
+from grader.safetext import csv_cell
 from grader.server import storage
 from grader.server.db import Extension, Result, Submission, User, make_engine, now
 from grader.server.dispatch import Dispatcher
 from grader.server.policy import Policy, load_policy, visible_report
 
 FINGERPRINT_TTL_S = 5.0
+GRADEBOOK_COLUMNS = ("student", "name", "section", "submission", "late_days", "raw", "score")
 
 
 @dataclass(frozen=True)
@@ -292,3 +296,14 @@ class Service:
             }
             rows.append(row | (counted or {}))
         return rows
+
+
+def gradebook_csv(rows: list[dict[str, Any]]) -> str:
+    """The gradebook as CSV, every cell safe for a spreadsheet."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow([*GRADEBOOK_COLUMNS, "max_score"])
+    for row in rows:
+        cells = [row[key] for key in (*GRADEBOOK_COLUMNS, "max_score")]
+        writer.writerow(["" if value is None else csv_cell(value) for value in cells])
+    return out.getvalue()
