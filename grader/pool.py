@@ -48,6 +48,7 @@ WORKER_BOOTSTRAP = (
 )
 TASKS_PER_WORKER = 200
 STOP_WAIT_S = 5.0
+MORE_POLL_S = 0.5
 
 
 @dataclass(frozen=True)
@@ -267,12 +268,26 @@ class Pool:
         self.workers: list[GradingProcess] = []
         self.started = 0
 
-    def run(self, tasks: Iterable[Job], on_reply: Callable[[Job, dict], None]) -> None:
+    def run(
+        self,
+        tasks: Iterable[Job],
+        on_reply: Callable[[Job, dict], None],
+        more: Callable[[int], list[Job]] | None = None,
+    ) -> None:
+        """Grade `tasks`, calling `on_reply` as each ends. With `more`, the pool keeps taking
+        work: `more(free)` is asked for up to `free` new jobs whenever a process is free (all
+        of them free: nothing is left, so it may wait for work); the run ends when it returns
+        none while nothing is left."""
         queue = deque(tasks)
         idle: list[GradingProcess] = []
         busy: list[GradingProcess] = []
         try:
-            while queue or busy:
+            while True:
+                free = self.jobs - len(queue) - len(busy)
+                if more is not None and free > 0:
+                    queue.extend(more(free))
+                if not (queue or busy):
+                    break
                 while queue and len(busy) < self.jobs:
                     worker = idle.pop() if idle else self._start()
                     try:
@@ -284,6 +299,8 @@ class Pool:
                     busy.append(worker)
                 now = time.monotonic()
                 wait_s = max(0.0, min(w.deadline for w in busy) - now)
+                if more is not None:
+                    wait_s = min(wait_s, MORE_POLL_S)  # a free process looks for new work
                 multiprocessing.connection.wait([w.conn for w in busy], timeout=wait_s)
                 for worker in list(busy):
                     reply = self._poll(worker)

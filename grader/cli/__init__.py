@@ -20,6 +20,11 @@ from grader import __version__
 COMMANDS = {
     "run": ("grader.cli.grading", "run", ""),
     "batch": ("grader.cli.batch", "batch", "Grade a folder of submissions into a gradebook."),
+    "admin": (
+        "grader.cli.service",
+        "admin",
+        "Manage the service's people: roster, staff, tokens, extensions.",
+    ),
     "completion": (
         "grader.cli.completion",
         "completion",
@@ -35,12 +40,32 @@ COMMANDS = {
         "doctor",
         "Check the installation and show which protections the sandbox can use here.",
     ),
+    "history": (
+        "grader.cli.client",
+        "history",
+        "Your submissions (of ASSIGNMENT, or all) with their status and score.",
+    ),
     "init": (
         "grader.cli.starting",
         "init",
         "Create ./ASSIGNMENT with the starter code and the exercise's README.",
     ),
+    "login": (
+        "grader.cli.client",
+        "login",
+        "Sign in to a grading server; the token is saved for grade submit.",
+    ),
     "list": ("grader.cli.starting", "list_assignments", "List the course's assignments."),
+    "serve": (
+        "grader.cli.service",
+        "serve",
+        "Run the grading service (students submit with grade submit).",
+    ),
+    "submit": (
+        "grader.cli.client",
+        "submit",
+        "Upload ASSIGNMENT's files to the grading server and print the grade.",
+    ),
     "release": (
         "grader.cli.release",
         "release",

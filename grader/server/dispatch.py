@@ -1,0 +1,247 @@
+"""Grading on the server: queued submissions go to the batch pool's grading processes.
+
+One thread per assignment with work runs a `grader.pool.Pool` (long-lived processes that
+import torch once, fork each sandboxed worker from a template, share the reference cache)
+and keeps feeding it from the database. A submission is claimed (`running`) as it is handed
+to a process; its result row and its final status are committed in one transaction, once
+per (submission, grade fingerprint). At start, submissions left `running` by a server that
+died are queued again; the grade's journal lets the checks it had finished stand. Stopping
+(SIGTERM) claims nothing new and lets the grades in progress finish.
+
+The web process never imports a submission: only the pool's processes grade.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from grader.batch import WATCHDOG_GRACE_S
+from grader.course import Course
+from grader.fingerprint import grade_fingerprint
+from grader.pool import Job, Pool, Student, WorkerConfig
+from grader.runner import DEFAULT_SEED
+from grader.safetext import one_line
+from grader.server.db import Result, Submission
+
+log = logging.getLogger("grader.server")
+KEEP_WARM_S = 300.0
+
+
+def fingerprint_key(course: Course, assignment: str, device: str) -> str:
+    """One string for what decides a grade besides the submission (checks, grader, options)."""
+    spec = course.assignment(assignment)
+    identity = grade_fingerprint(spec, DEFAULT_SEED, device, False, spec.limits)
+    return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()
+
+
+def requeue_interrupted(engine: Engine, assignment: str | None = None) -> int:
+    """Queue again what a server that died was grading (of one assignment, or all); how
+    many there were."""
+    where = [Submission.status == "running"]
+    if assignment is not None:
+        where.append(Submission.assignment == assignment)
+    with Session(engine) as session:
+        result = session.execute(update(Submission).where(*where).values(status="queued"))
+        session.commit()
+        return result.rowcount or 0
+
+
+class Dispatcher:
+    """Feeds queued submissions to one pool per assignment (see the module docstring)."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        course: Course,
+        data: Path,
+        jobs: int,
+        device: str,
+        on_change: Callable[[int], None] | None = None,
+    ) -> None:
+        self.engine = engine
+        self.on_change = on_change
+        self.course = course
+        self.data = data
+        self.jobs = jobs
+        self.device = device
+        self.lock = threading.Lock()
+        self.threads: dict[str, threading.Thread] = {}
+        self.wakeups: dict[str, threading.Event] = {}
+        self.stopping = threading.Event()
+
+    def start(self) -> None:
+        """Requeue interrupted grades and start grading everything queued."""
+        requeued = requeue_interrupted(self.engine)
+        if requeued:
+            log.warning("requeued %d submission(s) interrupted by a stop", requeued)
+        with Session(self.engine) as session:
+            names = session.scalars(
+                select(Submission.assignment).where(Submission.status == "queued").distinct()
+            ).all()
+        for name in names:
+            self.notify(name)
+
+    def notify(self, assignment: str) -> None:
+        """New work for `assignment`: wake its pool, or start one."""
+        if self.stopping.is_set():
+            return
+        with self.lock:
+            thread = self.threads.get(assignment)
+            if thread is not None:
+                self.wakeups[assignment].set()
+                return
+            self.wakeups[assignment] = threading.Event()
+            self.wakeups[assignment].set()
+            thread = threading.Thread(
+                target=self._run, args=(assignment,), name=f"grade-{assignment}", daemon=True
+            )
+            self.threads[assignment] = thread
+            thread.start()
+
+    def stop(self, timeout_s: float | None = None) -> None:
+        """Claim nothing new; wait for the grades in progress to finish."""
+        self.stopping.set()
+        with self.lock:
+            threads = list(self.threads.values())
+            for event in self.wakeups.values():
+                event.set()
+        for thread in threads:
+            thread.join(timeout_s)
+
+    # -- one assignment's pool -----------------------------------------------------------------
+
+    def _run(self, assignment: str) -> None:
+        try:
+            while True:
+                self._serve(assignment)
+                with self.lock:
+                    if self.stopping.is_set() or not self.wakeups[assignment].is_set():
+                        del self.threads[assignment]
+                        return
+        except Exception:
+            log.exception("grading %s stopped; its submissions wait for the next one", assignment)
+            requeue_interrupted(self.engine, assignment)
+            with self.lock:
+                self.threads.pop(assignment, None)
+
+    def _serve(self, assignment: str) -> None:
+        spec = self.course.assignment(assignment)
+        config = WorkerConfig(
+            course_root=self.course.root,
+            assignment=assignment,
+            seed=DEFAULT_SEED,
+            device=self.device,
+            public_only=False,
+            limits=spec.limits,
+            formats=(),
+            cache_dir=self.data / "cache" / "reference",
+            cache_enabled=True,
+            threads=max(1, (os.cpu_count() or 1) // self.jobs),
+            parent_pid=os.getpid(),
+            journal_dir=self.data / "journal",
+        )
+        timeout_s = spec.limits.total_timeout_s + spec.limits.import_timeout_s + WATCHDOG_GRACE_S
+        pool = Pool(self.jobs, config, timeout_s, self.data / "logs")
+        wakeup = self.wakeups[assignment]
+        fingerprints: dict[int, str] = {}
+
+        def more(free: int) -> list[Job]:
+            """Up to `free` claimed submissions; when every process is free, wait for work
+            (up to KEEP_WARM_S, then the pool's processes are let go)."""
+            idle = free == self.jobs
+            while not self.stopping.is_set():
+                if not wakeup.is_set() and not (idle and wakeup.wait(KEEP_WARM_S)):
+                    return []
+                wakeup.clear()
+                claimed = self._claim(assignment, free)
+                if len(claimed) == free:
+                    wakeup.set()  # there may be more
+                if claimed:
+                    return self._jobs(assignment, claimed, fingerprints)
+                if not idle:
+                    return []
+            return []
+
+        def record(job: Job, reply: dict[str, Any]) -> None:
+            submission_id = int(job.student.name)
+            self._record(submission_id, fingerprints.pop(submission_id), reply)
+
+        pool.run([], record, more)
+
+    def _jobs(
+        self, assignment: str, claimed: list[tuple[int, str]], fingerprints: dict[int, str]
+    ) -> list[Job]:
+        key = fingerprint_key(self.course, assignment, self.device)
+        jobs = []
+        for submission_id, folder in claimed:
+            fingerprints[submission_id] = key
+            name = str(submission_id)
+            path = self.data / "submissions" / folder
+            jobs.append(Job(Student(name, path, shown=name, stem=name), {}))
+        return jobs
+
+    def _claim(self, assignment: str, count: int) -> list[tuple[int, str]]:
+        with Session(self.engine) as session:
+            rows = session.scalars(
+                select(Submission)
+                .where(Submission.assignment == assignment, Submission.status == "queued")
+                .order_by(Submission.id)
+                .limit(count)
+            ).all()
+            for row in rows:
+                row.status = "running"
+                row.attempts += 1
+            claimed = [(row.id, row.folder) for row in rows]
+            session.commit()
+        for submission_id, _ in claimed:
+            self._changed(submission_id)
+        return claimed
+
+    def _changed(self, submission_id: int) -> None:
+        if self.on_change is not None:
+            self.on_change(submission_id)
+
+    def _record(self, submission_id: int, key: str, reply: dict[str, Any]) -> None:
+        """Commit the result and the submission's status together, once per fingerprint."""
+        status = str(reply.get("status", "error"))
+        message = one_line(reply.get("message", ""), 2000)
+        report = reply.get("report") or {}
+        with Session(self.engine) as session:
+            submission = session.get(Submission, submission_id)
+            if submission is None:
+                return
+            exists = session.scalar(
+                select(Result.id).where(
+                    Result.submission_id == submission_id, Result.fingerprint == key
+                )
+            )
+            if exists is None:
+                session.add(
+                    Result(
+                        submission_id=submission_id,
+                        fingerprint=key,
+                        status=status,
+                        message=message,
+                        score=float(report.get("score", 0.0)),
+                        max_score=float(report.get("max_score", 0.0)),
+                        report=json.dumps(report),
+                    )
+                )
+            submission.status = status
+            submission.message = message
+            try:
+                session.commit()
+            except IntegrityError:
+                session.rollback()
+        self._changed(submission_id)
