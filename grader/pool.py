@@ -251,7 +251,11 @@ class GradingProcess:
 
 
 class Pool:
-    """N grading processes fed one student at a time, with a watchdog on each."""
+    """N grading processes fed one student at a time, with a watchdog on each.
+
+    Processes left idle after `run` are kept for the next `run` (a cluster node grades one
+    student per call); `close` (or leaving the `with`) stops them.
+    """
 
     def __init__(self, jobs: int, config: WorkerConfig, timeout_s: float, logs: Path) -> None:
         self.jobs = jobs
@@ -259,16 +263,24 @@ class Pool:
         self.timeout_s = timeout_s
         self.logs = logs
         self.workers: list[GradingProcess] = []
+        self.idle: list[GradingProcess] = []
         self.started = 0
 
+    def __enter__(self) -> Pool:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
     def run(self, tasks: Iterable[Job], on_reply: Callable[[Job, dict], None]) -> None:
+        """Grade `tasks`, calling `on_reply` as each ends; on any exception (Ctrl-C, a
+        process that cannot start) every process is stopped before it propagates."""
         queue = deque(tasks)
-        idle: list[GradingProcess] = []
         busy: list[GradingProcess] = []
         try:
             while queue or busy:
                 while queue and len(busy) < self.jobs:
-                    worker = idle.pop() if idle else self._start()
+                    worker = self.idle.pop() if self.idle else self._start()
                     try:
                         worker.send(queue[0], self.timeout_s)
                     except OSError:
@@ -294,15 +306,21 @@ class Pool:
                         if worker.done >= TASKS_PER_WORKER:
                             self._discard(worker)
                         else:
-                            idle.append(worker)
+                            self.idle.append(worker)
                     on_reply(task, reply)
-        finally:
-            for worker in self.workers:
-                worker.ask_to_stop()
-            deadline = time.monotonic() + STOP_WAIT_S
-            for worker in self.workers:
-                worker.wait_or_kill(deadline)
-            self.workers = []
+        except BaseException:
+            self.close()
+            raise
+
+    def close(self) -> None:
+        """Stop every process: idle ones are asked to exit, busy ones are terminated."""
+        for worker in self.workers:
+            worker.ask_to_stop()
+        deadline = time.monotonic() + STOP_WAIT_S
+        for worker in self.workers:
+            worker.wait_or_kill(deadline)
+        self.workers = []
+        self.idle = []
 
     def _start(self) -> GradingProcess:
         self.started += 1
