@@ -30,11 +30,13 @@ from test_batch import LIMITS, make_class
 from grader.batch import BatchPlan, BatchResult, grade_batch
 from grader.cli import cli
 from grader.cluster import INSTALL, check_address, connect
-from grader.cluster.driver import checked_reply, course_bundle
+from grader.cluster.driver import checked_reply, course_bundle, data_bundle
 from grader.cluster.node import Shipment, materialize, private_folder
 from grader.cluster.resources import TaskResources, cpu_fallback_note, place_on
 from grader.cluster.transfer import Bundle, pack, unpack
 from grader.course import Course, load_course
+from grader.data import ENV_VARIABLE as DATA_VARIABLE
+from grader.data.mnist import NAMES, locate, mnist_folder
 from grader.errors import BadInput, GraderError
 from grader.runner import grade
 
@@ -426,6 +428,21 @@ def test_the_course_bundle_is_all_a_node_needs_to_grade(course, tmp_path):
     assert result.score == result.max_score == 100
     with pytest.raises(GraderError, match="damaged"):
         materialize(folder, "other", Shipment("0" * 64, ["ref"]), fetch)
+
+
+def test_mnist_goes_to_the_nodes_only_for_an_assignment_that_trains(course, tmp_path, monkeypatch):
+    monkeypatch.setenv(DATA_VARIABLE, str(tmp_path / "driver"))
+    assert data_bundle(course.assignment("assignment8")) is None  # the nodes use the sample too
+    (tmp_path / "driver" / "mnist").mkdir(parents=True)
+    for name in NAMES:
+        (tmp_path / "driver" / "mnist" / f"{name}.gz").write_bytes(name.encode())
+    assert data_bundle(course.assignment("assignment1")) is None
+    bundle = data_bundle(course.assignment("assignment8"))
+    folder = private_folder(tmp_path / "node")
+    data = materialize(folder, "data", Shipment(bundle.digest, ["ref"]), lambda ref: bundle)
+    found = locate(mnist_folder(data))
+    assert sorted(found) == sorted(NAMES)
+    assert all(path.read_bytes() == name.encode() for name, path in found.items())
 
 
 def test_a_node_folder_that_is_a_link_or_someone_elses_is_refused(tmp_path):
