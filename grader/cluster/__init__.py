@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from grader.cluster.driver import RayExecutor
 
 INSTALL = "pip install 'dl-grader[ray]'"
+AUTH_HINT = "RAY_AUTH_MODE=token and, away from the head, RAY_AUTH_TOKEN from `ray get-auth-token`"
 ADDRESS = re.compile(r"auto|(ray://)?[A-Za-z0-9._\-\[\]:]+:\d{1,5}")
 
 
@@ -51,8 +52,11 @@ def connect(address: str) -> Iterator[RayExecutor]:
             ray.init(address=address, logging_level=logging.ERROR, log_to_driver=False)
         except Exception as error:
             raise BadInput(
-                f"cannot connect to the Ray cluster at {address}: {one_line(str(error), 300)}"
+                f"cannot connect to the Ray cluster at {address}: {one_line(str(error), 300)} "
+                f"(a cluster with token authentication also needs {AUTH_HINT})."
             ) from None
+    if address == "auto":
+        address = ray.get_runtime_context().gcs_address
     try:
         yield RayExecutor(ray, address)
     finally:

@@ -22,7 +22,9 @@ mid-batch loses the tasks in flight, and rerunning resumes from results/ like a 
 from __future__ import annotations
 
 import collections
+import hashlib
 import json
+import socket
 import statistics
 import time
 import tomllib
@@ -167,6 +169,9 @@ class RayExecutor:
             limits=config.limits,
             formats=config.formats,
             cache_enabled=config.cache_enabled,
+            cache_key=hashlib.sha256(
+                f"{socket.gethostname()}:{config.cache_dir}".encode()
+            ).hexdigest()[:16],
             threads=max(1, int(self.request.num_cpus)),
             timeout_s=timeout_s,
             course=Shipment(course.digest, [self.ray.put(course)]),

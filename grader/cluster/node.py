@@ -50,7 +50,8 @@ class Shipment:
 
 @dataclass(frozen=True)
 class NodeBatch:
-    """What every task of one batch shares."""
+    """What every task of one batch shares. `cache_key` names the batch's reference cache
+    on each node: one per output folder, as a local batch has under OUT/.cache."""
 
     grader_version: str
     assignment: str
@@ -60,6 +61,7 @@ class NodeBatch:
     limits: Limits
     formats: tuple[str, ...]
     cache_enabled: bool
+    cache_key: str
     threads: int
     timeout_s: float
     course: Shipment
@@ -81,11 +83,13 @@ _pool: tuple[tuple, Pool] | None = None
 
 
 def node_folder() -> Path:
-    """This node's folder for the grader (course files, data, reference cache, logs): in
-    the Ray session's folder, private to the user that runs Ray."""
+    """This node's folder for the grader (course files, data, reference caches, logs): in
+    the folder of the node's Ray session (a restarted cluster starts empty), private to the
+    user that runs Ray."""
     import ray
 
-    return private_folder(Path(ray.get_runtime_context().get_temp_dir()) / "dl-grader")
+    session = Path(ray.get_runtime_context().get_temp_dir()) / "session_latest"
+    return private_folder(session.resolve() / "dl-grader")
 
 
 def private_folder(path: Path) -> Path:
@@ -133,7 +137,7 @@ def _warm_pool(batch: NodeBatch, folder: Path, course_root: Path) -> Pool:
         public_only=batch.public_only,
         limits=batch.limits,
         formats=batch.formats,
-        cache_dir=folder / "reference-cache",
+        cache_dir=folder / "reference-cache" / batch.cache_key,
         cache_enabled=batch.cache_enabled,
         threads=batch.threads,
         parent_pid=os.getpid(),
