@@ -30,7 +30,7 @@ from test_batch import LIMITS, make_class
 from grader.batch import BatchPlan, BatchResult, grade_batch
 from grader.cli import cli
 from grader.cluster import INSTALL, check_address, connect
-from grader.cluster.driver import checked_reply, course_bundle, data_bundle
+from grader.cluster.driver import cache_key, checked_reply, course_bundle, data_bundle
 from grader.cluster.node import Shipment, materialize, private_folder
 from grader.cluster.resources import TaskResources, cpu_fallback_note, place_on
 from grader.cluster.transfer import Bundle, pack, unpack
@@ -451,6 +451,16 @@ def test_a_node_folder_that_is_a_link_or_someone_elses_is_refused(tmp_path):
     with pytest.raises(GraderError, match="not a folder of this user"):
         private_folder(tmp_path / "planted")
     assert private_folder(tmp_path / "fresh").stat().st_mode & 0o777 == 0o700
+
+
+def test_the_nodes_reference_cache_lives_as_long_as_the_batchs_own(tmp_path):
+    folder = tmp_path / "out" / ".cache" / "reference"
+    key = cache_key(folder)
+    assert cache_key(folder) == key  # a resumed batch finds its cache on the nodes
+    (folder / "cluster-key").write_text("../../etc")
+    assert cache_key(folder) not in (key, "../../etc")
+    shutil.rmtree(tmp_path / "out")
+    assert cache_key(folder) != key  # a fresh output folder starts a fresh cache
 
 
 @pytest.mark.parametrize(

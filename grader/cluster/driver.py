@@ -22,9 +22,10 @@ mid-batch loses the tasks in flight, and rerunning resumes from results/ like a 
 from __future__ import annotations
 
 import collections
-import hashlib
+import contextlib
 import json
-import socket
+import re
+import secrets
 import statistics
 import time
 import tomllib
@@ -32,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from grader import __version__
+from grader.atomicfile import write_atomic
 from grader.cluster.node import NodeBatch, NodeStudent, Shipment, grade_on_node
 from grader.cluster.resources import TaskResources, place_on
 from grader.cluster.transfer import Bundle, pack
@@ -169,9 +171,7 @@ class RayExecutor:
             limits=config.limits,
             formats=config.formats,
             cache_enabled=config.cache_enabled,
-            cache_key=hashlib.sha256(
-                f"{socket.gethostname()}:{config.cache_dir}".encode()
-            ).hexdigest()[:16],
+            cache_key=cache_key(config.cache_dir),
             threads=max(1, int(self.request.num_cpus)),
             timeout_s=timeout_s,
             course=Shipment(course.digest, [self.ray.put(course)]),
@@ -229,6 +229,23 @@ class RayExecutor:
         self.nodes[reply["node"]] += 1
         self.overheads.append(max(0.0, time.monotonic() - job.started - reply["duration_s"]))
         return reply
+
+
+def cache_key(folder: Path | None) -> str:
+    """The name of the batch's reference cache on the nodes: kept in `folder` (the batch's
+    OUT/.cache/reference), so the nodes' cache lives as long as the local one would."""
+    if folder is None:
+        return secrets.token_hex(8)
+    path = folder / "cluster-key"
+    with contextlib.suppress(OSError, UnicodeDecodeError):
+        key = path.read_text(encoding="ascii").strip()
+        if re.fullmatch(r"[0-9a-f]{16}", key):
+            return key
+    key = secrets.token_hex(8)
+    with contextlib.suppress(OSError):
+        folder.mkdir(parents=True, exist_ok=True)
+        write_atomic(path, key.encode())
+    return key
 
 
 def _lost(status: str, message: str, job: Job) -> dict[str, Any]:

@@ -51,7 +51,7 @@ class Shipment:
 @dataclass(frozen=True)
 class NodeBatch:
     """What every task of one batch shares. `cache_key` names the batch's reference cache
-    on each node: one per output folder, as a local batch has under OUT/.cache."""
+    on each node (see `grader.cluster.driver.cache_key`)."""
 
     grader_version: str
     assignment: str
