@@ -6,15 +6,16 @@ mixed class of assignment1 submissions (right, stub, buggy, a syntax error, a cr
 corrupt zip, an escaping zip, a link in a zip, an empty folder) is graded once by the local
 pool and once on the cluster; the course is a copy whose assignment1 asks for a GPU, which
 this cluster lacks, so every report must say the grades ran on CPU. The other tests regrade
-the same class: with a node killed mid-batch, and with the driver stopped and rerun. The
-placement rules, the bundles that carry files to nodes and the missing-Ray message need no
-cluster.
+the same class: with a node killed mid-grade, and with the driver stopped and rerun; and a
+grade that hangs or kills its grading process on a node costs one row. The placement rules,
+the bundles that carry files to nodes and the missing-Ray message need no cluster.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
+import os
 import shutil
 import sys
 import threading
@@ -93,7 +94,8 @@ def ray_cluster():
             address=cluster.address,
             logging_level="error",
             log_to_driver=False,
-            runtime_env={"env_vars": {"PYTHONPATH": str(ROOT)}},  # the package, as installed
+            # The package, as if installed; the tests, for `misbehaving_grade`.
+            runtime_env={"env_vars": {"PYTHONPATH": f"{ROOT}:{ROOT / 'tests'}"}},
         )
         yield cluster
     finally:
@@ -239,6 +241,41 @@ def test_a_node_killed_mid_grade_loses_nothing_and_the_gradebook_is_unchanged(
     while any(_alive(pid) for pid in killed) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert not any(_alive(pid) for pid in killed), "a grading process outlived its node"
+
+
+def misbehaving_grade(assignment, submission, **options):
+    """Stands in for `grade` in a node's grading process: a submission saying so breaks it."""
+    source = (Path(submission) / "perceptron.py").read_text()
+    if "# hang" in source:
+        time.sleep(600)
+    if "# die" in source:
+        os._exit(7)
+    return grade(assignment, submission, **options)
+
+
+def test_a_grade_that_never_returns_or_kills_its_process_on_a_node_costs_one_row(
+    class_on_cluster, tmp_path
+):
+    subs = tmp_path / "subs"
+    correct = (FIXTURES / "assignment1" / "correct" / "perceptron.py").read_text()
+    for name, extra in (("dies", "# die"), ("hangs", "# hang"), ("ok", "")):
+        (subs / name).mkdir(parents=True)
+        (subs / name / "perceptron.py").write_text(correct + extra)
+    with connect(class_on_cluster.cluster.address) as executor:
+        result = grade_batch(
+            "assignment1",
+            subs,
+            tmp_path / "out",
+            course=class_on_cluster.course,
+            watchdog_s=3,
+            grade_function=misbehaving_grade,
+            executor=executor,
+        )
+    rows = {r.student: r for r in result.rows}
+    assert (rows["dies"].status, rows["hangs"].status) == ("crashed", "timeout")
+    assert "exit status 7" in rows["dies"].message
+    assert "within 3 s" in rows["hangs"].message
+    assert (rows["ok"].status, rows["ok"].score) == ("graded", 100)
 
 
 def test_a_driver_stopped_mid_batch_resumes_like_a_local_batch(class_on_cluster, tmp_path):
