@@ -1,6 +1,7 @@
 """Batch grading throughput and the reference cache's saving, measured as ratios in one run.
 
     python bench/batch.py [--assignment assignment7] [--count 50] [--repeats 1] [--device cpu]
+                          [--ray]
 
 Builds a class of COUNT submissions from the assignment's fixtures -- correct ones with
 cosmetic edits, every buggy variant in tests/fixtures/NAME/mutants.py, untouched stubs,
@@ -10,12 +11,15 @@ reference cache off (REPEATS rounds, the order alternating; medians shown). It p
 submissions per minute, CPU seconds per submission (the batch's whole process tree, which a
 busy machine disturbs less than wall time), the jobs-2/jobs-1 speedup, what the cache saved
 (reference calls and their time), and checks that the three gradebooks have one row per
-student and are identical.
+student and are identical. With --ray (needs `pip install 'dl-grader[ray]'`) the class is
+also graded on a local Ray cluster of two nodes with one CPU each (`--cluster`), shown as its
+throughput over --jobs 2's and the overhead Ray adds to each submission (median).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import resource
 import shutil
 import statistics
@@ -24,6 +28,7 @@ import tempfile
 import time
 import zipfile
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -37,6 +42,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 from support import load_mutants  # noqa: E402
 
 from grader.batch import BatchResult, grade_batch  # noqa: E402
+from grader.cluster import connect  # noqa: E402
 from grader.course import load_course  # noqa: E402
 
 
@@ -95,6 +101,7 @@ class Measured:
 
     jobs: int
     cache: bool
+    cluster: str | None = None
     walls: list[float] = field(default_factory=list)
     cpus: list[float] = field(default_factory=list)
     result: BatchResult | None = None
@@ -118,16 +125,36 @@ def cpu_seconds() -> float:
 def measure(run: Measured, assignment: str, submissions: Path, output: Path, device: str):
     shutil.rmtree(output, ignore_errors=True)
     wall, cpu = time.perf_counter(), cpu_seconds()
-    run.result = grade_batch(
-        assignment,
-        submissions,
-        output,
-        jobs=run.jobs,
-        device=device,
-        reference_cache=run.cache,
-    )
+    with connect(run.cluster) if run.cluster else contextlib.nullcontext() as executor:
+        run.result = grade_batch(
+            assignment,
+            submissions,
+            output,
+            jobs=run.jobs,
+            device=device,
+            reference_cache=run.cache,
+            executor=executor,
+        )
     run.walls.append(time.perf_counter() - wall)
     run.cpus.append(cpu_seconds() - cpu)
+
+
+@contextlib.contextmanager
+def local_ray_cluster(nodes: int) -> Iterator[str]:
+    """A Ray cluster of `nodes` nodes with one CPU each on this machine; its address."""
+    import ray
+    from ray.cluster_utils import Cluster
+
+    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1})
+    try:
+        for _ in range(nodes - 1):
+            cluster.add_node(num_cpus=1)
+        runtime_env = {"env_vars": {"PYTHONPATH": str(ROOT)}}
+        ray.init(address=cluster.address, logging_level="error", runtime_env=runtime_env)
+        yield cluster.address
+    finally:
+        ray.shutdown()
+        cluster.shutdown()
 
 
 def main() -> None:
@@ -136,6 +163,7 @@ def main() -> None:
     parser.add_argument("--count", type=int, default=50)
     parser.add_argument("--repeats", type=int, default=1, help="rounds; medians are shown")
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--ray", action="store_true", help="add a local two-node Ray cluster")
     args = parser.parse_args()
     console = Console(width=140)
     runs = {
@@ -143,7 +171,11 @@ def main() -> None:
         "jobs 2, cache on": Measured(2, True),
         "jobs 2, cache off": Measured(2, False),
     }
-    with tempfile.TemporaryDirectory(prefix="dl-grader-bench-") as scratch:
+    with contextlib.ExitStack() as stack:
+        if args.ray:
+            address = stack.enter_context(local_ray_cluster(2))
+            runs["ray, 2 local nodes"] = Measured(2, True, address)
+        scratch = stack.enter_context(tempfile.TemporaryDirectory(prefix="dl-grader-bench-"))
         scratch = Path(scratch)
         kinds = build_class(args.assignment, scratch / "submissions", args.count)
         counts = Counter("mutant" if k.startswith("mutant") else k for k in kinds.values())
@@ -169,11 +201,13 @@ def main() -> None:
     for label, run in runs.items():
         result, cache = run.result, run.result.cache
         graded = sum(r.status == "graded" for r in result.rows)
+        # Ray's processes are not this process's children: their CPU time is not seen here.
+        cpu = "–" if run.cluster else f"{run.cpu / len(result.rows):.2f}"
         table.add_row(
             label,
             f"{run.wall:.1f}",
             f"{60 * len(result.rows) / run.wall:.1f}",
-            f"{run.cpu / len(result.rows):.2f}",
+            cpu,
             str(graded),
             str(len(result.rows) - graded),
             str(cache.misses + cache.uncacheable),
@@ -182,7 +216,7 @@ def main() -> None:
         )
     console.print(table)
 
-    one, two, off = runs.values()
+    one, two, off = list(runs.values())[:3]
     console.print(f"throughput, jobs 2 / jobs 1: {one.wall / two.wall:.2f}x (wall clock)")
     console.print(
         f"reference cache, on / off at jobs 2: {off.wall / two.wall:.2f}x wall clock, "
@@ -191,6 +225,14 @@ def main() -> None:
         f"{two.result.cache.misses + two.result.cache.uncacheable}; time in the reference "
         f"{off.result.cache.compute_s:.2f} s -> {two.result.cache.compute_s:.2f} s"
     )
+    if args.ray:
+        ray_run = runs["ray, 2 local nodes"]
+        overhead = ray_run.result.summary["cluster"]["overhead_ms"]
+        console.print(
+            f"throughput, ray 2 nodes / jobs 2: {two.wall / ray_run.wall:.2f}x (wall clock); "
+            f"Ray's overhead per submission: median {overhead['median']:.0f} ms, "
+            f"max {overhead['max']:.0f} ms (the first tasks start the grading processes)"
+        )
     rows = {label: text.count("\n") - 1 for label, text in gradebooks.items()}
     same = len(set(gradebooks.values())) == 1
     console.print(

@@ -2,13 +2,15 @@
 
 `grade_batch` treats each child of the submissions folder (a folder or a `.zip`) as one
 student (`grader.roster`: names, and the file names their results get) and grades it exactly
-as `grade()` would, in a pool of long-lived grading processes (`grader.pool`: each imports
-torch once and grades many submissions; each submission still gets its own sandboxed
-worker). As each student finishes, `OUT/results/<stem>.json` (the single-grade JSON report
-plus a `batch` block) is written atomically; at the end `OUT/gradebook.csv` and
-`OUT/summary.json` are rebuilt from every result on disk, so a resumed batch produces the
-same gradebook as an uninterrupted one. A student whose result exists with the same
-submission hash, checks hash, grader version and options is skipped.
+as `grade()` would, where its executor (`grader.executor`) runs grades: by default a pool of
+long-lived grading processes on this machine (`grader.pool`: each imports torch once and
+grades many submissions; each submission still gets its own sandboxed worker), or the
+nodes of a Ray cluster, which run the same pool (`grader.cluster`). As each student
+finishes, `OUT/results/<stem>.json` (the single-grade JSON report plus a `batch` block) is
+written atomically; at the end `OUT/gradebook.csv` and `OUT/summary.json` are rebuilt from
+every result on disk, so a resumed batch produces the same gradebook as an uninterrupted
+one. A student whose result exists with the same submission hash, checks hash, grader
+version and options is skipped.
 
 One bad submission never stops the batch: an unreadable or hostile zip, or a folder holding a
 link, is `rejected`, a grading process that crashes is `crashed`, one that runs past the
@@ -37,9 +39,10 @@ from grader import __version__
 from grader.atomicfile import write_atomic
 from grader.course import Assignment, Course, load_course
 from grader.errors import BadInput
+from grader.executor import Executor, LocalExecutor
 from grader.fingerprint import grade_fingerprint
 from grader.lms import class_list, exports
-from grader.pool import Job, Pool, Student, WorkerConfig
+from grader.pool import Job, Student, WorkerConfig
 from grader.refcache import CacheStats
 from grader.report.gradebook import (
     Column,
@@ -51,7 +54,7 @@ from grader.report.gradebook import (
 )
 from grader.result import CheckResult
 from grader.roster import find_students, source_hash, stage
-from grader.runner import DEFAULT_SEED, grade, resolve_device
+from grader.runner import DEFAULT_SEED, check_device_name, grade
 from grader.safecopy import shown
 from grader.safetext import one_line
 from grader.sandbox.limits import Limits
@@ -76,6 +79,8 @@ class BatchPlan:
     jobs: int
     ignored: tuple[str, ...]
     warnings: tuple[str, ...] = ()
+    where: str = ""
+    notes: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -139,7 +144,11 @@ def _placeholder_report(
 
 
 def _document(
-    assignment: Assignment, task: Job, reply: dict[str, Any], options: dict[str, Any]
+    assignment: Assignment,
+    task: Job,
+    reply: dict[str, Any],
+    options: dict[str, Any],
+    notes: tuple[str, ...] = (),
 ) -> dict[str, Any]:
     status = str(reply.get("status", "error"))
     report = reply.get("report") or _placeholder_report(
@@ -153,6 +162,10 @@ def _document(
         "fingerprint": task.fingerprint,
         "graded_at": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
     }
+    if "node" in reply:
+        report["batch"]["node"] = one_line(str(reply["node"]))
+    if notes:
+        report["batch"]["notes"] = list(notes)
     return report
 
 
@@ -229,6 +242,7 @@ def grade_batch(
     lms_exports: Iterable[str] = (),
     lms_column: str | None = None,
     bom: bool = False,
+    executor: Executor | None = None,
 ) -> BatchResult:
     """Grade every submission in `submissions` into `output`; see the module docstring.
 
@@ -243,7 +257,8 @@ def grade_batch(
     `grader.lms.class_list`) maps submissions to students for `lms_exports` (`canvas`,
     `moodle`: `OUT/canvas.csv`, `OUT/moodle.csv`; Canvas's assignment column is
     `lms_column`, default the assignment's name); `bom` writes every CSV with a byte-order
-    mark, for Excel.
+    mark, for Excel. `executor` is where the grades run
+    (default: `jobs` grading processes on this machine; `grader.cluster` for a Ray cluster).
     """
     started = time.monotonic()
     course = course or load_course()
@@ -261,7 +276,10 @@ def grade_batch(
         raise BadInput(f"unknown export (choose from {', '.join(EXPORTS)}).")
     people = class_list.load(Path(roster)) if roster is not None else None
     limits = limits or assignment.limits
-    device = device if device == "cpu" else resolve_device(device)
+    check_device_name(device)
+    executor = executor or LocalExecutor(jobs)
+    placement = executor.place(assignment, device)
+    device = placement.device
     output = Path(output)
     students, ignored, warnings = find_students(
         Path(submissions), files=assignment.files, output=output
@@ -315,9 +333,11 @@ def grade_batch(
         len(students),
         len(tasks),
         up_to_date,
-        jobs,
+        placement.jobs,
         tuple(ignored),
         tuple(warnings),
+        placement.where,
+        placement.notes,
     )
     if on_plan is not None:
         on_plan(plan)
@@ -327,7 +347,7 @@ def grade_batch(
 
     def record(task: Job, reply: dict[str, Any]) -> None:
         nonlocal graded_now
-        document = _document(assignment, task, reply, options)
+        document = _document(assignment, task, reply, options, placement.notes)
         try:
             if reply.get("status") == "graded":
                 for fmt, text in dict(reply.get("formats", {})).items():
@@ -367,7 +387,7 @@ def grade_batch(
                 formats=formats,
                 cache_dir=output / ".cache" / "reference",
                 cache_enabled=reference_cache,
-                threads=max(1, (os.cpu_count() or 1) // jobs),
+                threads=max(1, (os.cpu_count() or 1) // placement.jobs),
                 parent_pid=os.getpid(),
                 grade_function=grade_function,
                 journal_dir=output / ".journal",
@@ -375,8 +395,7 @@ def grade_batch(
             timeout_s = watchdog_s or (
                 limits.total_timeout_s + limits.import_timeout_s + WATCHDOG_GRACE_S
             )
-            pool = Pool(min(jobs, len(tasks)), config, timeout_s, output / ".cache" / "logs")
-            pool.run(tasks, record)
+            executor.run(tasks, config, timeout_s, output / ".cache" / "logs", record)
     except KeyboardInterrupt:
         interrupted = True
         raise
@@ -400,6 +419,9 @@ def grade_batch(
             output, students, ordered, people, lms_exports, lms_column or assignment.name, bom
         )
         summary["lms"] = written
+        cluster = executor.describe()
+        if cluster is not None:
+            summary["cluster"] = {**cluster, "notes": list(placement.notes)}
         write_atomic(output / "gradebook.csv", csv_bytes(gradebook_csv(ordered, columns), bom))
         write_atomic(output / "summary.json", (json.dumps(summary, indent=2) + "\n").encode())
     return BatchResult(

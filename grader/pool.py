@@ -258,7 +258,11 @@ class GradingProcess:
 
 
 class Pool:
-    """N grading processes fed one student at a time, with a watchdog on each."""
+    """N grading processes fed one student at a time, with a watchdog on each.
+
+    Processes left idle after `run` are kept for the next `run` (a cluster node grades one
+    student per call); `close` (or leaving the `with`) stops them.
+    """
 
     def __init__(self, jobs: int, config: WorkerConfig, timeout_s: float, logs: Path) -> None:
         self.jobs = jobs
@@ -266,7 +270,14 @@ class Pool:
         self.timeout_s = timeout_s
         self.logs = logs
         self.workers: list[GradingProcess] = []
+        self.idle: list[GradingProcess] = []
         self.started = 0
+
+    def __enter__(self) -> Pool:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
 
     def run(
         self,
@@ -277,9 +288,9 @@ class Pool:
         """Grade `tasks`, calling `on_reply` as each ends. With `more`, the pool keeps taking
         work: `more(free)` is asked for up to `free` new jobs whenever a process is free (all
         of them free: nothing is left, so it may wait for work); the run ends when it returns
-        none while nothing is left."""
+        none while nothing is left. On any exception (Ctrl-C, a process that cannot start)
+        every process is stopped before it propagates; otherwise idle ones are kept."""
         queue = deque(tasks)
-        idle: list[GradingProcess] = []
         busy: list[GradingProcess] = []
         try:
             while True:
@@ -289,7 +300,7 @@ class Pool:
                 if not (queue or busy):
                     break
                 while queue and len(busy) < self.jobs:
-                    worker = idle.pop() if idle else self._start()
+                    worker = self.idle.pop() if self.idle else self._start()
                     try:
                         worker.send(queue[0], self.timeout_s)
                     except OSError:
@@ -317,15 +328,21 @@ class Pool:
                         if worker.done >= TASKS_PER_WORKER:
                             self._discard(worker)
                         else:
-                            idle.append(worker)
+                            self.idle.append(worker)
                     on_reply(task, reply)
-        finally:
-            for worker in self.workers:
-                worker.ask_to_stop()
-            deadline = time.monotonic() + STOP_WAIT_S
-            for worker in self.workers:
-                worker.wait_or_kill(deadline)
-            self.workers = []
+        except BaseException:
+            self.close()
+            raise
+
+    def close(self) -> None:
+        """Stop every process: idle ones are asked to exit, busy ones are terminated."""
+        for worker in self.workers:
+            worker.ask_to_stop()
+        deadline = time.monotonic() + STOP_WAIT_S
+        for worker in self.workers:
+            worker.wait_or_kill(deadline)
+        self.workers = []
+        self.idle = []
 
     def _start(self) -> GradingProcess:
         self.started += 1

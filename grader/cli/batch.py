@@ -8,6 +8,7 @@ could not be graded. The grading, resuming and files are the library's.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import statistics
 from pathlib import Path
@@ -33,6 +34,7 @@ from grader.cli.common import (
     grading_options,
     handle_errors,
 )
+from grader.cluster import connect
 from grader.course import load_course
 from grader.report.gradebook import StudentResult
 from grader.safetext import one_line
@@ -76,7 +78,10 @@ class BatchProgress:
         line = f"{plan.assignment}: {plan.students} submissions, {plan.to_grade} to grade"
         if plan.up_to_date:
             line += f", {plan.up_to_date} up to date (use --force to regrade)"
-        self.console.print(line + f", {plan.jobs} at a time.", style="dim")
+        where = f" {plan.where}" if plan.where else ""
+        self.console.print(line + f", {plan.jobs} at a time{where}.", style="dim")
+        for note in plan.notes:
+            self.console.print(f"Note: {note}.", style="yellow", markup=False)
         if plan.to_grade and self.console.is_terminal:
             self.progress = Progress(
                 TextColumn("[bold]Grading"),
@@ -152,6 +157,15 @@ def summary_table(result: BatchResult) -> Table:
             f"{cache['hits']} answered, {cache['misses']} computed, "
             f"{cache['saved_s']:.2f} s of reference computation saved",
         )
+    cluster = summary.get("cluster")
+    if cluster:
+        nodes = cluster["nodes"]
+        line = f"{sum(nodes.values())} graded on {len(nodes)} node(s) of {cluster['address']}"
+        if cluster["overhead_ms"]:
+            line += f", Ray's overhead {cluster['overhead_ms']['median']:.0f} ms a submission"
+        table.add_row("Cluster", Text(line))
+        for note in cluster["notes"]:
+            table.add_row("Note", Text(note, style="yellow"))
     return table
 
 
@@ -256,6 +270,12 @@ def render_summary(result: BatchResult, console: Console) -> None:
     show_default="number of CPUs",
     help="Submissions graded at the same time.",
 )
+@click.option(
+    "--cluster",
+    metavar="ADDRESS",
+    help="Grade on a Ray cluster: auto (the cluster this machine is part of) or "
+    "ray://HOST:PORT; it decides how many run at once. Needs pip install 'dl-grader[ray]'.",
+)
 @click.option("--force", is_flag=True, help="Regrade students whose result is up to date.")
 @click.option(
     "--only",
@@ -311,6 +331,7 @@ def batch(
     submissions: Path,
     output: Path,
     jobs: int,
+    cluster: str | None,
     force: bool,
     only: tuple[str, ...],
     retry_failed: bool,
@@ -332,7 +353,8 @@ def batch(
     download are grouped per student, and the folders of a Gradescope export are named by
     who submitted them. Results are written as each student finishes; running the same
     command again resumes, skipping students whose submission, checks and grader are
-    unchanged.
+    unchanged. With --cluster each submission is graded as a Ray task on the cluster's
+    nodes, in the same sandbox.
     """
     course = load_course(course_dir)
     spec = course.assignment(assignment)
@@ -340,28 +362,31 @@ def batch(
     console = Console(stderr=True)
     progress = BatchProgress(console)
     try:
-        result = grade_batch(
-            spec.name,
-            submissions,
-            output,
-            course=course,
-            jobs=jobs,
-            force=force,
-            only=only,
-            retry_failed=retry_failed,
-            seed=seed,
-            device=device,
-            public_only=public_only,
-            limits=limits,
-            formats=formats,
-            roster=roster,
-            lms_exports=lms_exports,
-            lms_column=lms_column,
-            bom=bom,
-            reference_cache=not no_reference_cache,
-            on_plan=progress.on_plan,
-            on_result=progress.on_result,
-        )
+        with contextlib.ExitStack() as stack:
+            executor = stack.enter_context(connect(cluster)) if cluster else None
+            result = grade_batch(
+                spec.name,
+                submissions,
+                output,
+                course=course,
+                jobs=jobs,
+                force=force,
+                only=only,
+                retry_failed=retry_failed,
+                seed=seed,
+                device=device,
+                public_only=public_only,
+                limits=limits,
+                formats=formats,
+                roster=roster,
+                lms_exports=lms_exports,
+                lms_column=lms_column,
+                bom=bom,
+                reference_cache=not no_reference_cache,
+                on_plan=progress.on_plan,
+                on_result=progress.on_result,
+                executor=executor,
+            )
     except KeyboardInterrupt:
         progress.stop()
         console.print(

@@ -177,7 +177,8 @@ class Dispatcher:
             submission_id = int(job.student.name)
             self._record(submission_id, fingerprints.pop(submission_id), reply)
 
-        pool.run([], record, more)
+        with pool:  # its processes are let go when no work came for KEEP_WARM_S
+            pool.run([], record, more)
 
     def _jobs(
         self, assignment: str, claimed: list[tuple[int, str]], fingerprints: dict[int, str]
