@@ -66,7 +66,8 @@ def _timed_forward(layer, x, want, round_number):
 @pytest.mark.points(8)
 @pytest.mark.hint(
     "Your convolution is correct but slow: vectorise with im2col (one matrix product for all "
-    "windows) instead of Python loops over images, filters or output positions."
+    "windows) instead of Python loops over images and output positions (one loop over output "
+    "positions is within the bound; looping over images as well is not)."
 )
 def test_convolution_is_vectorised(student, rng):
     weights = rng.standard_normal((8, 3, 3, 3))
