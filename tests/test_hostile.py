@@ -6,11 +6,11 @@ to 2 s so the suite stays fast; the grade must still complete with every check r
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
 import pytest
+from support import survivors, unique_marker
 
 from grader.runner import grade
 
@@ -40,25 +40,6 @@ def graded(course, make_submission, transform):
         limits=limits,
         device="cpu",
     )
-
-
-def unique_sleep() -> str:
-    """A `sleep` argument no other process on the machine has: it marks a submission's children."""
-    return f"{np.random.default_rng().integers(10**6, 10**7)}.{os.getpid()}"
-
-
-def survivors(marker: str) -> list[int]:
-    """Live processes (seen from the grader) running `sleep marker`."""
-    found = []
-    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
-        try:
-            args = cmdline.read_bytes().split(b"\0")
-            state = (cmdline.parent / "stat").read_text().rsplit(")", 1)[1].split()[0]
-        except (OSError, IndexError):
-            continue
-        if marker.encode() in args and state not in ("Z", "X"):
-            found.append(int(cmdline.parent.name))
-    return found
 
 
 def by_name(result):
@@ -307,7 +288,7 @@ def test_the_worker_cannot_signal_processes_outside_the_sandbox(course, make_sub
 
 
 def test_a_setsid_background_process_does_not_outlive_the_grade(course, make_submission):
-    marker = unique_sleep()
+    marker = unique_marker()
     body = (
         "import os\n"
         "if os.fork() == 0:\n"
@@ -353,7 +334,7 @@ def test_ignoring_sigterm_does_not_survive_a_timeout(course, make_submission):
 
 
 def test_hundreds_of_child_processes_are_all_killed(course, make_submission):
-    marker = unique_sleep()
+    marker = unique_marker()
     body = (
         "import os\n"
         "started = 0\n"

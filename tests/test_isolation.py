@@ -20,8 +20,8 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import numpy as np
 import pytest
+from support import survivors, unique_marker
 
 from grader.sandbox.limits import Limits
 from grader.sandbox.proxy import Sandbox, StudentError, SubmissionProxy
@@ -157,24 +157,6 @@ def worker(submission: Path) -> Iterator[tuple[Sandbox, SubmissionProxy]]:
 
 def active(sandbox: Sandbox, protection: str) -> bool:
     return sandbox.protections.get(protection, "").startswith("active")
-
-
-def unique_marker() -> str:
-    return f"{np.random.default_rng().integers(10**6, 10**7)}.{os.getpid()}"
-
-
-def survivors(marker: str) -> list[int]:
-    """Live processes on the machine running `sleep marker`."""
-    found = []
-    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
-        try:
-            args = cmdline.read_bytes().split(b"\0")
-            state = (cmdline.parent / "stat").read_text().rsplit(")", 1)[1].split()[0]
-        except (OSError, IndexError):
-            continue
-        if marker.encode() in args and state not in ("Z", "X"):
-            found.append(int(cmdline.parent.name))
-    return found
 
 
 def test_double_forked_setsid_daemons_die_with_the_worker(worker):
