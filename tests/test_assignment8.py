@@ -113,7 +113,10 @@ def test_training_past_the_budget_is_stopped_and_graded_as_it_was(tmp_path, fast
     assert f"after its budget of {BUDGET_S} s on cpu" in budget.message
     assert BUDGET_S <= budget.metrics["training_s"] < BUDGET_S + GRACE_S
     accuracy = checks["test_held_out_accuracy"]
-    assert accuracy.score > 0
+    # Graded as it was when stopped: evaluated, not "no trained model" (how far 3 s of
+    # training gets depends on the machine's load, so the points are not asserted).
+    assert accuracy.status in ("passed", "failed")
+    assert 0.0 <= accuracy.metrics["accuracy"] <= 1.0
     assert "stopped at its budget" in accuracy.message
     assert checks["test_train_updates_the_weights_on_the_device"].status == "passed"
     assert checks["test_model_maps_images_to_ten_logits"].status == "passed"

@@ -64,16 +64,17 @@ def echo(x):
 REPORT_LIMIT = 300_000  # bytes of JSON report: a grade of a hostile submission stays small
 
 
-def attack(body: str):
-    """A transform of the correct assignment1 submission whose AND runs `body`."""
+def attack(body: str, prelude: str = ""):
+    """A transform of the correct assignment1 submission whose AND runs `body` (after
+    `prelude` ran at import, under the import's longer limit)."""
     replace = replace_function("AND", body)
-    return lambda source: FORGE + "\n\n" + replace(source)
+    return lambda source: FORGE + "\n\n" + prelude + "\n\n" + replace(source)
 
 
-def graded_attack(course, make_submission, body: str) -> dict:
+def graded_attack(course, make_submission, body: str, prelude: str = "") -> dict:
     """Grade assignment1 with AND running `body`: the attacked checks fail, the others pass,
     and the report stays small. The checks by name."""
-    result = graded(course, make_submission, attack(body))
+    result = graded(course, make_submission, attack(body, prelude))
     checks = by_name(result)
     for name in ("test_and_truth_table", "test_xor_truth_table"):
         assert checks[name].status in ("error", "timeout")
@@ -83,9 +84,9 @@ def graded_attack(course, make_submission, body: str) -> dict:
 
 
 def test_a_forged_reply_of_hash_colliding_dict_keys_is_refused(course, make_submission):
-    keys = "[[k * (2**61 - 1), 0] for k in range(1, 100_001)]"  # all hash to 0
-    body = f"_forge({{'op': 'result', 'value': {{'$d': {keys}}}}})"
-    check = graded_attack(course, make_submission, body)["test_and_truth_table"]
+    keys = "_KEYS = [[k * (2**61 - 1), 0] for k in range(1, 100_001)]"  # all hash to 0
+    body = "_forge({'op': 'result', 'value': {'$d': _KEYS}})"
+    check = graded_attack(course, make_submission, body, keys)["test_and_truth_table"]
     assert check.status == "error"
     assert "entries" in check.message
 

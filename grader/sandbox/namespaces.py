@@ -38,12 +38,15 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import errno
 import os
 import platform
 import signal
-import stat
 from dataclasses import dataclass, field
+from pathlib import Path
 
+from grader.errors import BadInput
+from grader.safecopy import copy_tree
 from grader.sandbox.libc import c_library, die_with_parent
 
 CLONE_NEWNS = 0x00020000
@@ -57,6 +60,7 @@ SCRATCH = STAGING = "/tmp"
 PROC, DEVICES = "/proc", "/dev"
 PIVOT_ROOT = {"x86_64": 155, "aarch64": 41}
 MNT_DETACH = 2
+INODES = 65536  # files and folders the worker's /tmp may hold
 SHARED_MEMORY = "/dev/shm"
 MESSAGE_QUEUES = "/dev/mqueue"
 TERMINALS, TERMINAL_MASTER = "/dev/pts", "/dev/ptmx"
@@ -246,38 +250,6 @@ def _make_path(path: str, is_dir: bool) -> None:
         pass
 
 
-def _copy_tree(source_fd: int, target: str) -> None:
-    """Copy the regular files and folders under `source_fd` into `target` (links and
-    special files were refused when the submission was prepared; here they are skipped)."""
-    os.makedirs(target, exist_ok=True)
-    with os.scandir(source_fd) as entries:
-        for entry in entries:
-            if entry.is_symlink():
-                continue
-            destination = os.path.join(target, entry.name)
-            if entry.is_dir(follow_symlinks=False):
-                child = os.open(entry.name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW,
-                                dir_fd=source_fd)  # fmt: skip
-                try:
-                    _copy_tree(child, destination)
-                finally:
-                    os.close(child)
-            elif entry.is_file(follow_symlinks=False):
-                src = os.open(entry.name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK,
-                              dir_fd=source_fd)  # fmt: skip
-                try:
-                    if not stat.S_ISREG(os.fstat(src).st_mode):
-                        continue
-                    dst = os.open(destination, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-                    try:
-                        while chunk := os.read(src, 1 << 20):
-                            os.write(dst, chunk)
-                    finally:
-                        os.close(dst)
-                finally:
-                    os.close(src)
-
-
 def _outermost(paths: list[str]) -> list[str]:
     """`paths` without those inside another of them (a bind of the outer one holds them)."""
     unique = sorted(set(paths))
@@ -380,12 +352,18 @@ def _build_scratch(
     scratch = root + SCRATCH
     os.makedirs(scratch)
     _mount("tmpfs", scratch, "tmpfs", MS_NOSUID | MS_NODEV,
-           f"mode=1777,size={int(scratch_mb)}m,nr_inodes=65536")  # fmt: skip
+           f"mode=1777,size={int(scratch_mb)}m,nr_inodes={INODES}")  # fmt: skip
     for path, fd in opened:
         if _inside(path, SCRATCH):
             _bind_into(root, path, fd)
-    _copy_tree(source, os.path.join(scratch, name, "submission"))
     os.makedirs(os.path.join(scratch, name, "home"))
+    copy_tree(  # a second, bounded copy: the grader's was refused anything but plain files
+        source,
+        Path(scratch, name, "submission"),
+        max_files=INODES,
+        max_bytes=int(scratch_mb) << 20,
+        label="the submission",
+    )
     if os.path.isdir(root + SHARED_MEMORY):
         shm = os.path.join(scratch, ".shm")
         os.mkdir(shm)
@@ -432,10 +410,12 @@ def private_files(
         os.makedirs(root + PROC, exist_ok=True)
         _mount("proc", root + PROC, "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
         _pivot(root)
-    except OSError:
+    except (OSError, BadInput) as error:
         libc = c_library()
         if staged and libc is not None:
             libc.umount2(root.encode(), MNT_DETACH)
+        if isinstance(error, BadInput):  # the copy outgrew the scratch space
+            raise IsolationFailed(errno.ENOSPC, str(error)) from error
         raise
     finally:
         os.close(source)
