@@ -208,8 +208,10 @@ def _load_result(output: Path, student: Student) -> dict[str, Any] | None:
 
 
 def _remove_torn_files(output: Path, formats: Iterable[str]) -> None:
-    """Temporary files left by a batch that was killed while writing."""
-    for folder in [output / "results", *(output / fmt for fmt in formats)]:
+    """Temporary files left by a batch that was killed while writing (results, reports,
+    the gradebook and summary, the journals of grades cut short)."""
+    folders = [output, output / "results", output / ".journal", *(output / f for f in formats)]
+    for folder in folders:
         for leftover in folder.glob(".*.tmp"):
             with contextlib.suppress(OSError):
                 leftover.unlink()

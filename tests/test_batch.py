@@ -304,6 +304,24 @@ def test_kill_9_mid_batch_then_resume_loses_nothing_and_matches_an_uninterrupted
     assert not list(out.rglob("*.tmp"))
 
 
+def test_a_rerun_removes_what_a_killed_batch_was_writing(graded_class, tmp_path):
+    """kill -9 can land inside any atomic write: the journal's, the gradebook's, a result's."""
+    shutil.copytree(graded_class.submissions, tmp_path / "subs")
+    shutil.copytree(graded_class.output, tmp_path / "out")
+    out = tmp_path / "out"
+    (out / ".journal").mkdir(exist_ok=True)
+    torn = [
+        out / ".journal" / ".assignment1-0123.jsonl.abcd.tmp",
+        out / ".gradebook.csv.efgh.tmp",
+        out / "results" / ".alice.json.ijkl.tmp",
+    ]
+    for path in torn:
+        path.write_text("half")
+    options = dict(course=COURSE, jobs=1, device="cpu", limits=LIMITS, formats=["junit"])
+    grade_batch("assignment1", tmp_path / "subs", out, **options)
+    assert not list(out.rglob("*.tmp"))
+
+
 def test_rerun_skips_up_to_date_students_and_regrades_changed_ones(graded_class, tmp_path):
     subs = graded_class.submissions
     baseline = graded_class.output
