@@ -24,7 +24,7 @@ def installed(tmp_path: Path) -> Path:
 
 
 def test_a_root_holding_the_grader_is_opened_around_it(installed: Path):
-    rules = dict(read_rules([str(installed.parent)], hidden=str(installed / "grader")))
+    rules = dict(read_rules([str(installed.parent)], hidden=(str(installed / "grader"),)))
     assert rules[str(installed.parent)] == FS_READ_DIR
     assert rules[str(installed)] == FS_READ_DIR
     assert rules[str(installed / "numpy")] == READ_ONLY
@@ -35,14 +35,14 @@ def test_a_root_holding_the_grader_is_opened_around_it(installed: Path):
 def test_roots_away_from_the_grader_stay_whole(installed: Path, tmp_path: Path):
     elsewhere = tmp_path / "checkout" / "grader"
     elsewhere.mkdir(parents=True)
-    assert read_rules([str(installed)], hidden=str(elsewhere)) == [(str(installed), READ_ONLY)]
+    assert read_rules([str(installed)], hidden=(str(elsewhere),)) == [(str(installed), READ_ONLY)]
 
 
 PROBE = """
 import json, sys
 from grader.sandbox.hardening import READ_ONLY, apply_landlock, landlock_abi, read_rules
 packages, sandbox = sys.argv[1], sys.argv[2]
-rules = read_rules([packages], hidden=packages + "/grader") + [(sandbox, READ_ONLY)]
+rules = read_rules([packages], hidden=(packages + "/grader",)) + [(sandbox, READ_ONLY)]
 state = apply_landlock(landlock_abi(), rules, block_tcp=False)
 seen = {}
 for name in ("six.py", "numpy/core.py", "grader/sandbox/w.py", "grader/data/sample.npz"):

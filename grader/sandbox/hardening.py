@@ -29,6 +29,7 @@ import sys
 import sysconfig
 
 from grader.sandbox.libc import c_library
+from grader.sandbox.namespaces import DEVICES, MESSAGE_QUEUES, SCRATCH, SHARED_MEMORY
 from grader.sandbox.privileges import drop_privileges
 from grader.sandbox.seccomp import deny_user_namespaces
 
@@ -45,9 +46,7 @@ SCOPE_ABSTRACT_UNIX_SOCKET, SCOPE_SIGNAL = 1 << 0, 1 << 1
 READ_ONLY = FS_EXECUTE | FS_READ_FILE | FS_READ_DIR
 FILE_RIGHTS = FS_EXECUTE | FS_WRITE_FILE | FS_READ_FILE | FS_TRUNCATE | FS_IOCTL_DEV
 SYSTEM_READ = ("/usr", "/lib", "/lib64", "/lib32", "/bin", "/etc", "/opt", "/proc", "/sys")
-DEVICE_DIRS = ("/dev",)
-SHARED_MEMORY = ("/dev/shm", "/dev/mqueue")
-SCRATCH = "/tmp"
+SHARED_FOLDERS = (SHARED_MEMORY, MESSAGE_QUEUES)  # under /dev, but shared between processes
 
 
 class _RulesetAttr(ctypes.Structure):
@@ -104,7 +103,7 @@ def readable_roots(grader_package: str) -> list[str]:
     return sorted(r for r in roots if r and os.path.exists(r))
 
 
-def read_rules(roots: list[str], hidden: str | tuple[str, ...]) -> list[tuple[str, int]]:
+def read_rules(roots: list[str], hidden: tuple[str, ...]) -> list[tuple[str, int]]:
     """Read-only rules for `roots`, leaving the files under each of `hidden` unreadable.
 
     Landlock only adds rights, so a root that holds a hidden folder (site-packages holding an
@@ -113,7 +112,7 @@ def read_rules(roots: list[str], hidden: str | tuple[str, ...]) -> list[tuple[st
     that leads to the hidden folder. Folders on that path stay listable; their files other
     than the skipped branch stay readable.
     """
-    hidden_paths = [os.path.realpath(h) for h in ((hidden,) if isinstance(hidden, str) else hidden)]
+    hidden_paths = [os.path.realpath(h) for h in hidden]
     rules: dict[str, int] = {}
 
     def add(real: str) -> None:
@@ -139,12 +138,12 @@ ALL_RIGHTS = -1  # every right the kernel handles
 def device_rules(private_scratch: bool) -> list[tuple[str, int]]:
     """Every device node (GPUs included), but not the shared memory folders under /dev,
     which other processes on the machine share, unless they are the worker's own."""
-    if not os.path.isdir(DEVICE_DIRS[0]):
+    if not os.path.isdir(DEVICES):
         return []
-    rules = [(DEVICE_DIRS[0], READ_ONLY)]
-    with os.scandir(DEVICE_DIRS[0]) as entries:
+    rules = [(DEVICES, READ_ONLY)]
+    with os.scandir(DEVICES) as entries:
         for entry in entries:
-            if entry.path in SHARED_MEMORY and not private_scratch:
+            if entry.path in SHARED_FOLDERS and not private_scratch:
                 continue
             rules.append((entry.path, ALL_RIGHTS))
     return rules
@@ -155,30 +154,21 @@ def filesystem_rules(
     grader_package: str,
     hidden: tuple[str, ...] = (),
     private_scratch: bool = False,
+    roots: list[str] | None = None,
 ) -> list[tuple[str, int]]:
-    """What the worker may touch: read its runtime (not the grader's data, nor `hidden`
-    libraries), write its folder (and its private /tmp when it has one)."""
+    """What the worker may touch: read its runtime (`roots`, default `readable_roots`; not
+    the grader's data, nor `hidden` folders), write its folder (and its private /tmp when it
+    has one)."""
     package = os.path.dirname(os.path.realpath(grader_package))
-    rules = read_rules(readable_roots(grader_package), hidden=(package, *hidden))
+    if roots is None:
+        roots = readable_roots(grader_package)
+    rules = read_rules(roots, hidden=(package, *hidden))
     rules.append((grader_package, READ_ONLY))
     rules += device_rules(private_scratch)
     if private_scratch:
         rules.append((SCRATCH, ALL_RIGHTS))
     rules.append((writable, ALL_RIGHTS))
     return rules
-
-
-def restrict_filesystem(
-    abi: int,
-    writable: str,
-    grader_package: str,
-    block_tcp: bool,
-    hidden: tuple[str, ...] = (),
-    private_scratch: bool = False,
-) -> str:
-    """Apply the worker's Landlock ruleset to this process (irreversible)."""
-    rules = filesystem_rules(writable, grader_package, hidden, private_scratch)
-    return apply_landlock(abi, rules, block_tcp)
 
 
 def apply_landlock(abi: int, rules: list[tuple[str, int]], block_tcp: bool) -> str:
@@ -240,21 +230,22 @@ def harden(
     isolated: bool = False,
     hidden: tuple[str, ...] = (),
     uid: int | None = None,
+    roots: list[str] | None = None,
 ) -> dict[str, str]:
     """Apply every available protection; return what each one did (for reports and doctor).
 
     `isolated`: the worker is already in its own namespaces (`namespaces.isolate`) with a
-    private /tmp; `hidden`: folders of forbidden libraries; `uid`: the uid a root worker
-    switches to (default: one derived from its pid).
+    private /tmp; `hidden`: folders it may not read; `uid`: the uid a root worker switches
+    to (default: one derived from its pid); `roots`: what it may read, when the caller has
+    already worked it out (default: `readable_roots`).
     """
     if not enabled:
         return {"hardening": "disabled by the course (sandbox.harden = false)"}
     report = {} if isolated else {"network": isolate_network()}
     abi = landlock_abi()
     block_tcp = not isolated and not report["network"].startswith("active")
-    report["filesystem"] = restrict_filesystem(
-        abi, writable, grader_package, block_tcp, hidden, private_scratch=isolated
-    )
+    rules = filesystem_rules(writable, grader_package, hidden, isolated, roots)
+    report["filesystem"] = apply_landlock(abi, rules, block_tcp)
     if block_tcp:
         landlock_on = report["filesystem"].startswith("active") and abi >= 4
         report["network"] = (

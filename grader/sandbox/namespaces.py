@@ -75,7 +75,8 @@ class IsolationFailed(OSError):
 
 @dataclass
 class Isolation:
-    """What `isolate()` achieved: the namespaces entered and the worker's uid on the host."""
+    """What `isolate()` achieved: whether the namespaces were entered, and the pid the
+    worker's first process has on the host (its uid is derived from it)."""
 
     namespaces: bool
     host_pid: int
@@ -250,10 +251,15 @@ def _make_path(path: str, is_dir: bool) -> None:
         pass
 
 
+def inside(path: str, folder: str) -> bool:
+    """Whether `path` lies below `folder` (both real paths; not the folder itself)."""
+    return path.startswith(folder.rstrip(os.sep) + os.sep)
+
+
 def _outermost(paths: list[str]) -> list[str]:
     """`paths` without those inside another of them (a bind of the outer one holds them)."""
     unique = sorted(set(paths))
-    return [p for p in unique if not any(p.startswith(o.rstrip(os.sep) + os.sep) for o in unique)]
+    return [p for p in unique if not any(inside(p, outer) for outer in unique)]
 
 
 @dataclass(frozen=True)
@@ -311,7 +317,7 @@ def _pivot(root: str) -> None:
 def _build_root(root: str, opened: list[tuple[str, int]], links: list[tuple[str, str]]) -> None:
     """Bind what the worker reads into `root` (but what lies under /tmp) and recreate links."""
     for path, fd in opened:
-        if not _inside(path, SCRATCH):  # those go on top of the scratch tmpfs, later
+        if not inside(path, SCRATCH):  # those go on top of the scratch tmpfs, later
             _bind_into(root, path, fd)
     for path, destination in links:
         if not os.path.lexists(root + path):
@@ -333,10 +339,6 @@ def _mask(root: str, masked: dict[str, str], secret: list[str]) -> list[str]:
     return hidden
 
 
-def _inside(path: str, folder: str) -> bool:
-    return path.startswith(folder.rstrip(os.sep) + os.sep)
-
-
 def _bind_into(root: str, path: str, fd: int) -> None:
     target = root + path
     _make_path(target, os.path.isdir(f"/proc/self/fd/{fd}"))
@@ -354,7 +356,7 @@ def _build_scratch(
     _mount("tmpfs", scratch, "tmpfs", MS_NOSUID | MS_NODEV,
            f"mode=1777,size={int(scratch_mb)}m,nr_inodes={INODES}")  # fmt: skip
     for path, fd in opened:
-        if _inside(path, SCRATCH):
+        if inside(path, SCRATCH):
             _bind_into(root, path, fd)
     os.makedirs(os.path.join(scratch, name, "home"))
     copy_tree(  # a second, bounded copy: the grader's was refused anything but plain files

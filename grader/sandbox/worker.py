@@ -37,7 +37,7 @@ from grader.sandbox.codec import (
     Ref,
 )
 from grader.sandbox.hardening import harden, readable_roots
-from grader.sandbox.namespaces import Isolation, isolate, private_files, watch_parent
+from grader.sandbox.namespaces import Isolation, inside, isolate, private_files, watch_parent
 from grader.sandbox.privileges import UID_BASE, is_root
 
 _RLIMITS = {
@@ -372,11 +372,6 @@ def forbidden_locations(names: tuple[str, ...]) -> dict[str, str]:
     return found
 
 
-def _holds_any(folder: str, paths: list[str]) -> bool:
-    prefix = os.path.realpath(folder).rstrip(os.sep) + os.sep
-    return any((os.path.realpath(p) + os.sep).startswith(prefix) for p in paths)
-
-
 def confine(config: dict[str, Any], isolation: Isolation) -> tuple[str, list[str], dict[str, str]]:
     """Give the worker its private files, limits and protections before any student code
     runs; its submission folder (as it now sees it), the limits applied and the protections."""
@@ -390,7 +385,13 @@ def confine(config: dict[str, Any], isolation: Isolation) -> tuple[str, list[str
     # (masked unless they hold the grader's own package, which Landlock then opens around).
     roots = readable_roots(grader_package)
     secret = [p for p in config.get("hidden_paths", []) if os.path.isdir(p)]
-    masked = [p for p in secret if not _holds_any(p, [grader_package, *roots])]
+    needed = [os.path.realpath(p) for p in (grader_package, *roots)]
+
+    def holds_needed(folder: str) -> bool:
+        folder = os.path.realpath(folder)
+        return any(path == folder or inside(path, folder) for path in needed)
+
+    masked = [p for p in secret if not holds_needed(p)]
     protections = dict(isolation.report)
     private = False
     if isolation.namespaces:
@@ -416,6 +417,7 @@ def confine(config: dict[str, Any], isolation: Isolation) -> tuple[str, list[str
             isolated=private,
             hidden=(*secret, *(() if private else hidden)),  # libraries masked when private
             uid=UID_BASE + isolation.host_pid,
+            roots=roots,
         )
     )
     if hidden and not private:
