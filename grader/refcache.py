@@ -381,20 +381,18 @@ class CachedReference:
         cache, namespace = self._cache, self._namespace
 
         def cached(*args: Any, **kwargs: Any) -> Any:
-            function = getattr(self._module, name) if name not in self._functions else None
             try:
                 call = Call.of(name, args, kwargs)
             except _Uncacheable as error:
                 cache.stats.uncacheable += 1
                 cache.uncacheable(name, str(error))
-                return _timed(cache.stats, function or getattr(self._module, name), args, kwargs)[0]
+                return _timed(cache.stats, getattr(self._module, name), args, kwargs)[0]
             entry = cache.lookup(namespace, call)
             if entry is not None and len(entry.generators) == len(call.generators):
                 cache.stats.hits += 1
                 cache.stats.saved_s += entry.seconds
                 return call.replay(entry)
-            function = function or getattr(self._module, name)
-            result, seconds = _timed(cache.stats, function, args, kwargs)
+            result, seconds = _timed(cache.stats, getattr(self._module, name), args, kwargs)
             try:
                 if not call.unchanged(args, kwargs):
                     raise _Uncacheable("it changes its arguments")
