@@ -283,8 +283,7 @@ def test_a_worker_dies_with_its_grader_even_by_sigkill(submission):
     from grader.sandbox import cgroups
 
     left = [g for g in groups if cgroups.PREFIX in g]
-    cgroups._swept.clear()
-    cgroups.sweep(cgroups._parents())
+    cgroups.sweep()
     assert not [
         g
         for g in left
@@ -478,8 +477,7 @@ def test_a_sweep_never_removes_the_new_group_of_a_live_grader():
         assert state.startswith("unavailable")
         return
     try:
-        cgroups._swept.clear()
-        cgroups.sweep(cgroups._parents())
+        cgroups.sweep()
         assert all(folder.is_dir() for folder in group.folders)
     finally:
         group.remove()

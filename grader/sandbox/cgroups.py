@@ -47,12 +47,11 @@ def _parents() -> dict[str, Path]:
     }
 
 
-def sweep(parents: dict[str, Path]) -> None:
+def sweep(parents: dict[str, Path] | None = None) -> None:
     """Remove groups a killed grader left behind: only those whose grader (its pid is in
     the name) is gone, since a live grader's new group is empty until its worker joins, and
     a group still in use refuses rmdir anyway."""
-    for parent in set(parents.values()) - _swept:
-        _swept.add(parent)
+    for parent in set((parents or _parents()).values()):
         for leftover in parent.glob(f"{PREFIX}*"):
             owner = leftover.name[len(PREFIX) :].split("-")[0]
             if owner.isdigit() and _alive(int(owner)):
@@ -84,7 +83,9 @@ class WorkerGroup:
         parents = _parents()
         if "memory" not in parents:
             return None, "unavailable: no memory cgroup here"
-        sweep(parents)
+        if not set(parents.values()) <= _swept:  # once per process and parent group
+            sweep(parents)
+            _swept.update(parents.values())
         v2 = parents["memory"] == parents.get("pids") and (ROOT / "cgroup.controllers").is_file()
         name = f"{PREFIX}{os.getpid()}-{os.urandom(6).hex()}"
         folders: list[Path] = []
