@@ -118,7 +118,11 @@ def test_training_past_the_budget_is_stopped_and_graded_as_it_was(tmp_path, fast
     assert accuracy.status in ("passed", "failed")
     assert 0.0 <= accuracy.metrics["accuracy"] <= 1.0
     assert "stopped at its budget" in accuracy.message
-    assert checks["test_train_updates_the_weights_on_the_device"].status == "passed"
+    # How many weights a few seconds of training changes depends on the load too: the
+    # check must have measured the stopped model, whatever it found.
+    weights = checks["test_train_updates_the_weights_on_the_device"]
+    assert weights.status in ("passed", "failed")
+    assert 0.0 <= weights.metrics["weights_changed"] <= 1.0
     assert checks["test_model_maps_images_to_ten_logits"].status == "passed"
     assert len(result.tests) == 7
     assert result.worker["starts"] == 1
