@@ -4,10 +4,10 @@ Resource limits (`rlimit`) bind each process alone: a worker allowed 2 GB could 
 children of 2 GB each. A cgroup holds the worker and every descendant, so `memory_mb` (plus
 the `scratch_mb` its private tmpfs may fill, which the kernel charges to the same group) and
 `processes` bound the whole submission. The trusted side creates the group below its own
-(cgroup v2, or v1's memory and pids hierarchies) and removes it when the worker is gone; the
-worker's first process joins it before it starts anything. Where the grader may not create
-groups (not root, no delegation, macOS), `WorkerGroup.create` says why and grading goes on
-with the per-process limits.
+(cgroup v2, or v1's memory and pids hierarchies), moves the worker's first process into it
+before that starts anything, and removes it when the worker is gone. Where the grader may
+not create groups (not root, no delegation, macOS), `WorkerGroup.create` says why and
+grading goes on with the per-process limits.
 """
 
 from __future__ import annotations
@@ -129,6 +129,12 @@ class WorkerGroup:
         """The files the worker writes its pid into to join the group."""
         return [str(folder / "cgroup.procs") for folder in self.folders]
 
+    def join(self, pid: int) -> None:
+        """Move process `pid` into the group (its later children are born in it)."""
+        for path in self.procs:
+            with open(path, "w") as procs:
+                procs.write(str(pid))
+
     def members(self) -> list[int]:
         """The processes in the group now."""
         pids = []
@@ -172,11 +178,3 @@ def _enable_controllers(parent: Path) -> None:
         (parent / "cgroup.subtree_control").write_text(
             " ".join(f"+{c}" for c in sorted(wanted - enabled))
         )
-
-
-def join(procs: list[str]) -> None:
-    """In the worker's first process: move this process into its group (before any fork)."""
-    pid = str(os.getpid())
-    for path in procs:
-        with open(path, "w") as f:
-            f.write(pid)

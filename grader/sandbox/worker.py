@@ -26,7 +26,6 @@ from typing import Any
 import numpy as np
 
 from grader.forbidden import install_import_guard
-from grader.sandbox.cgroups import join as join_group
 from grader.sandbox.codec import (
     Callback,
     Channel,
@@ -383,7 +382,7 @@ def confine(config: dict[str, Any], isolation: Isolation) -> tuple[str, list[str
     hidden = forbidden_locations(tuple(config.get("forbidden_imports", ()))) if enabled else {}
     # The course and the grader's data folder, wherever they are installed: never readable
     # (masked unless they hold the grader's own package, which Landlock then opens around).
-    roots = readable_roots(grader_package)
+    roots = config.get("readable_roots") or readable_roots(grader_package)
     secret = [p for p in config.get("hidden_paths", []) if os.path.isdir(p)]
     needed = [os.path.realpath(p) for p in (grader_package, *roots)]
 
@@ -434,10 +433,10 @@ def main(config_json: str) -> None:
     """Entry point: isolate, confine, import the submission, report readiness, serve."""
     config = json.loads(config_json)
     watch_parent(config.get("parent_pid"))
-    with contextlib.suppress(OSError):  # the grader sees whether it joined and reports it
-        join_group(config.get("cgroup_procs", []))
-    isolation = isolate(config["limits"].get("harden", True))
     channel = Channel(config["read_fd"], config["write_fd"])
+    if config.get("await_group"):
+        channel.recv()  # the grader has moved us into our cgroup: children are born in it
+    isolation = isolate(config["limits"].get("harden", True))
     submission_dir, applied, protections = confine(config, isolation)
     # Changing credentials cleared the parent-death signal: set it again.
     watch_parent(1 if isolation.namespaces else config.get("parent_pid"))
