@@ -5,7 +5,9 @@ gradebook, the summary); an `Executor` decides where the grades run. `LocalExecu
 the pool of grading processes on this machine (`grader.pool`, the default);
 `grader.cluster.RayExecutor` sends each submission to a Ray cluster. Both are handed the
 same jobs and `WorkerConfig` and answer each job with the same reply: a dict with `status`,
-`message`, `duration_s`, and for a graded submission `report`, `formats` and `cache`.
+`message`, `duration_s`, and for a graded submission `report`, `formats` and `cache`. The
+grading service (`grader.server.dispatch`) runs its queue through the same executors, feeding
+them work as it comes (`more`).
 
 Nothing here writes files or prints.
 """
@@ -22,6 +24,7 @@ from grader.pool import Job, Pool, WorkerConfig
 from grader.runner import resolve_device
 
 OnReply = Callable[[Job, dict[str, Any]], None]
+More = Callable[[int], list[Job]]
 
 
 @dataclass(frozen=True)
@@ -49,9 +52,13 @@ class Executor(Protocol):
         timeout_s: float,
         logs: Path,
         on_reply: OnReply,
+        more: More | None = None,
     ) -> None:
         """Grade every job, calling `on_reply` once per job as it ends. `timeout_s` is how
-        long one grade may take; `logs` is where grading processes' stderr may go."""
+        long one grade may take; `logs` is where grading processes' stderr may go. With
+        `more` (the service), keep taking work: `more(free)` is asked for up to `free` new
+        jobs whenever a grade could start (it may wait for work while none is running); the
+        run ends when it returns none and nothing is left."""
         ...
 
     def describe(self) -> dict[str, Any] | None:
@@ -75,9 +82,11 @@ class LocalExecutor:
         timeout_s: float,
         logs: Path,
         on_reply: OnReply,
+        more: More | None = None,
     ) -> None:
-        with Pool(min(self.jobs, len(tasks)), config, timeout_s, logs) as pool:
-            pool.run(tasks, on_reply)
+        size = self.jobs if more is not None else min(self.jobs, len(tasks))
+        with Pool(size, config, timeout_s, logs) as pool:
+            pool.run(tasks, on_reply, more)
 
     def describe(self) -> dict[str, Any] | None:
         return None

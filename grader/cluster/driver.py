@@ -17,12 +17,17 @@ student code from it.
 Only the driver writes results: a task that runs twice (retried after its node died) is
 recorded once, so the gradebook is the one an undisturbed run writes; a driver killed
 mid-batch loses the tasks in flight, and rerunning resumes from results/ like a local batch.
+
+The grading service runs its queue through the same `run`, handing it work as students
+submit (`more`); the course files are checked again with each new work, so a check fixed
+while the service runs reaches the nodes.
 """
 
 from __future__ import annotations
 
 import collections
 import contextlib
+import dataclasses
 import json
 import re
 import secrets
@@ -40,8 +45,8 @@ from grader.cluster.transfer import Bundle, pack
 from grader.course import Assignment
 from grader.data.mnist import locate, mnist_folder
 from grader.errors import BadInput, GraderError
-from grader.executor import OnReply, Placement
-from grader.pool import STARTUP_TIMEOUT_S, Job, WorkerConfig
+from grader.executor import More, OnReply, Placement
+from grader.pool import MORE_POLL_S, STARTUP_TIMEOUT_S, Job, WorkerConfig
 from grader.safetext import one_line
 from grader.scratch import ScratchFolder
 from grader.submission import prepare
@@ -84,6 +89,7 @@ class RayExecutor:
         timeout_s: float,
         logs: Path,
         on_reply: OnReply,
+        more: More | None = None,
     ) -> None:
         assert self.assignment is not None, "place() first"
         batch = self._batch(config, timeout_s)
@@ -97,7 +103,15 @@ class RayExecutor:
         queue = collections.deque(tasks)
         running: dict[Any, tuple[Job, float]] = {}
         try:
-            while queue or running:
+            while True:
+                free = self._slots() - len(queue) - len(running)
+                if more is not None and free > 0:
+                    claimed = more(free)
+                    if claimed:
+                        batch = self._current(batch)
+                        queue.extend(claimed)
+                if not (queue or running):
+                    break
                 while queue and len(running) < self._slots():
                     job = queue.popleft()
                     job.started = time.monotonic()
@@ -110,20 +124,23 @@ class RayExecutor:
                     else:
                         on_reply(job, files)
                 if running:
-                    self._collect(running, backstop_s, on_reply)
+                    poll_s = MORE_POLL_S if more is not None else RESOURCES_EVERY_S
+                    self._collect(running, backstop_s, on_reply, poll_s)
         finally:
             for ref in running:
                 self.ray.cancel(ref, force=True)
 
     def _collect(
-        self, running: dict[Any, tuple[Job, float]], backstop_s: float, on_reply: OnReply
+        self,
+        running: dict[Any, tuple[Job, float]],
+        backstop_s: float,
+        on_reply: OnReply,
+        poll_s: float,
     ) -> None:
-        """Wait for a task to end (or a backstop to pass, or a while) and reply for those that
-        did; a task past its backstop is cancelled and is a timeout."""
+        """Wait for a task to end (or a backstop to pass, or `poll_s`) and reply for those
+        that did; a task past its backstop is cancelled and is a timeout."""
         wait_s = max(0.0, min(d for _, d in running.values()) - time.monotonic())
-        done, _ = self.ray.wait(
-            list(running), num_returns=1, timeout=min(wait_s, RESOURCES_EVERY_S)
-        )
+        done, _ = self.ray.wait(list(running), num_returns=1, timeout=min(wait_s, poll_s))
         for ref in done:
             job, _ = running.pop(ref)
             on_reply(job, self._reply(ref, job))
@@ -178,6 +195,15 @@ class RayExecutor:
             data=Shipment(data.digest, [self.ray.put(data)]) if data else None,
             grade_function=config.grade_function,
         )
+
+    def _current(self, batch: NodeBatch) -> NodeBatch:
+        """`batch` with the course files as they are now: a service runs for weeks, and the
+        staff fix a check and regrade while it runs (the nodes keep each version apart)."""
+        assert self.assignment is not None
+        course = course_bundle(self.assignment)
+        if course.digest == batch.course.digest:
+            return batch
+        return dataclasses.replace(batch, course=Shipment(course.digest, [self.ray.put(course)]))
 
     def _slots(self) -> int:
         """How many grades the cluster runs at once now (nodes come and go)."""
