@@ -52,7 +52,15 @@ def storage_options(command: Callable[..., Any]) -> Callable[..., Any]:
 @storage_options
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option("--port", type=int, default=8000, show_default=True, help="Port (0: any free).")
-@click.option("--jobs", "-j", type=int, default=1, show_default=True, help="Grades at once.")
+@click.option(
+    "--jobs", "-j", type=int, default=1, show_default=True, help="Grades at once on this machine."
+)
+@click.option(
+    "--cluster",
+    metavar="ADDRESS",
+    help="Grade on a Ray cluster instead: auto (the cluster this machine is part of) or "
+    "ray://HOST:PORT; it decides how many run at once. Needs pip install 'dl-grader[ray]'.",
+)
 @click.option(
     "--device",
     type=click.Choice(("auto", "cpu", "cuda")),
@@ -68,15 +76,19 @@ def serve(
     host: str,
     port: int,
     jobs: int,
+    cluster: str | None,
     device: str,
 ) -> None:
-    """Run the grading service (students submit with grade submit)."""
+    """Run the grading service (students submit with grade submit). With --cluster each
+    submission is graded as a Ray task on the cluster's nodes, in the same sandbox."""
     _require_extra()
     from grader.course import load_course
     from grader.runner import resolve_device
     from grader.server.serve import serve as run_server
 
-    run_server(load_course(course_dir), data, db, host, port, jobs, resolve_device(device))
+    # On a cluster, "auto" is decided per assignment by what the cluster has.
+    device = device if cluster else resolve_device(device)
+    run_server(load_course(course_dir), data, db, host, port, jobs, device, cluster)
 
 
 @click.group()

@@ -1,14 +1,16 @@
-"""Grading on the server: queued submissions go to the batch pool's grading processes.
+"""Grading on the server: queued submissions go to the batch engine's executor.
 
-One thread per assignment with work runs a `grader.pool.Pool` (long-lived processes that
-import torch once, fork each sandboxed worker from a template, share the reference cache)
-and keeps feeding it from the database. A submission is claimed (`running`) as it is handed
+One thread per assignment with work runs an executor (`grader.executor`) and keeps feeding
+it from the database: by default the batch pool on this machine (`grader.pool`: long-lived
+processes that import torch once, fork each sandboxed worker from a template, share the
+reference cache), or with `grade serve --cluster` a Ray cluster's nodes (`grader.cluster`,
+the same sandbox on each). A submission is claimed (`running`) as it is handed
 to a process; its result row and its final status are committed in one transaction, once
 per (submission, grade fingerprint). At start, submissions left `running` by a server that
 died are queued again; the grade's journal lets the checks it had finished stand. Stopping
 (SIGTERM) claims nothing new and lets the grades in progress finish.
 
-The web process never imports a submission: only the pool's processes grade.
+The web process never imports a submission: only the pool's processes (or the nodes') grade.
 """
 
 from __future__ import annotations
@@ -28,8 +30,9 @@ from sqlalchemy.orm import Session
 
 from grader.batch import WATCHDOG_GRACE_S
 from grader.course import Course
+from grader.executor import Executor, LocalExecutor, Placement
 from grader.fingerprint import grade_fingerprint
-from grader.pool import Job, Pool, Student, WorkerConfig
+from grader.pool import Job, Student, WorkerConfig
 from grader.runner import DEFAULT_SEED
 from grader.safetext import one_line
 from grader.server.db import Result, Submission
@@ -45,6 +48,21 @@ def fingerprint_key(course: Course, assignment: str, device: str) -> str:
     return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()
 
 
+def placed(reply: dict[str, Any], placement: Placement) -> dict[str, Any]:
+    """The reply with where its grade ran in its report: the cluster node that graded it
+    (`node`, which only staff see) and the placement's notes (a GPU assignment graded on a
+    cluster without GPUs), which every report of it carries."""
+    report = reply.get("report")
+    if not isinstance(report, dict) or not (placement.notes or "node" in reply):
+        return reply
+    report = dict(report)
+    if "node" in reply:
+        report["node"] = one_line(str(reply["node"]))
+    notes = list(report.get("notes", []))
+    report["notes"] = notes + [note for note in placement.notes if note not in notes]
+    return {**reply, "report": report}
+
+
 def requeue_interrupted(engine: Engine, assignment: str | None = None) -> int:
     """Queue again what a server that died was grading (of one assignment, or all); how
     many there were."""
@@ -58,7 +76,8 @@ def requeue_interrupted(engine: Engine, assignment: str | None = None) -> int:
 
 
 class Dispatcher:
-    """Feeds queued submissions to one pool per assignment (see the module docstring)."""
+    """Feeds queued submissions to one executor per assignment (see the module docstring).
+    `executor` makes each one (default: a pool of `jobs` grading processes here)."""
 
     def __init__(
         self,
@@ -68,8 +87,10 @@ class Dispatcher:
         jobs: int,
         device: str,
         on_change: Callable[[int], None] | None = None,
+        executor: Callable[[], Executor] | None = None,
     ) -> None:
         self.engine = engine
+        self.executor = executor or (lambda: LocalExecutor(jobs))
         self.on_change = on_change
         self.course = course
         self.data = data
@@ -137,29 +158,30 @@ class Dispatcher:
 
     def _serve(self, assignment: str) -> None:
         spec = self.course.assignment(assignment)
+        executor = self.executor()
+        placement = executor.place(spec, self.device)
         config = WorkerConfig(
             course_root=self.course.root,
             assignment=assignment,
             seed=DEFAULT_SEED,
-            device=self.device,
+            device=placement.device,
             public_only=False,
             limits=spec.limits,
             formats=(),
             cache_dir=self.data / "cache" / "reference",
             cache_enabled=True,
-            threads=max(1, (os.cpu_count() or 1) // self.jobs),
+            threads=max(1, (os.cpu_count() or 1) // placement.jobs),
             parent_pid=os.getpid(),
             journal_dir=self.data / "journal",
         )
         timeout_s = spec.limits.total_timeout_s + spec.limits.import_timeout_s + WATCHDOG_GRACE_S
-        pool = Pool(self.jobs, config, timeout_s, self.data / "logs")
         wakeup = self.wakeups[assignment]
         fingerprints: dict[int, str] = {}
 
         def more(free: int) -> list[Job]:
-            """Up to `free` claimed submissions; when every process is free, wait for work
-            (up to KEEP_WARM_S, then the pool's processes are let go)."""
-            idle = free == self.jobs
+            """Up to `free` claimed submissions; when none is being graded, wait for work
+            (up to KEEP_WARM_S, then the executor's processes are let go)."""
+            idle = not fingerprints
             while not self.stopping.is_set():
                 if not wakeup.is_set() and not (idle and wakeup.wait(KEEP_WARM_S)):
                     return []
@@ -168,22 +190,26 @@ class Dispatcher:
                 if len(claimed) == free:
                     wakeup.set()  # there may be more
                 if claimed:
-                    return self._jobs(assignment, claimed, fingerprints)
+                    return self._jobs(assignment, claimed, fingerprints, placement.device)
                 if not idle:
                     return []
             return []
 
         def record(job: Job, reply: dict[str, Any]) -> None:
             submission_id = int(job.student.name)
-            self._record(submission_id, fingerprints.pop(submission_id), reply)
+            self._record(submission_id, fingerprints.pop(submission_id), placed(reply, placement))
 
-        with pool:  # its processes are let go when no work came for KEEP_WARM_S
-            pool.run([], record, more)
+        # The executor lets its processes go when no work came for KEEP_WARM_S.
+        executor.run([], config, timeout_s, self.data / "logs", record, more)
 
     def _jobs(
-        self, assignment: str, claimed: list[tuple[int, str]], fingerprints: dict[int, str]
+        self,
+        assignment: str,
+        claimed: list[tuple[int, str]],
+        fingerprints: dict[int, str],
+        device: str,
     ) -> list[Job]:
-        key = fingerprint_key(self.course, assignment, self.device)
+        key = fingerprint_key(self.course, assignment, device)
         jobs = []
         for submission_id, folder in claimed:
             fingerprints[submission_id] = key

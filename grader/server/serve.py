@@ -1,12 +1,17 @@
 """Run the service: bind the socket, migrate, grade, serve; SIGTERM or Ctrl-C drains.
 
 The socket is bound before uvicorn starts so that `--port 0` works and the line printed on
-startup names the port really listened on.
+startup names the port really listened on. With a cluster (`--cluster`), the process joins
+the Ray cluster first (`grader.cluster.connect`: without Ray, one line with the install
+command) and stays connected while it serves; its grades run as Ray tasks on the nodes.
 """
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import logging
+import signal
 import socket
 import sys
 from pathlib import Path
@@ -45,25 +50,45 @@ def serve(
     port: int,
     jobs: int,
     device: str,
+    cluster: str | None = None,
 ) -> None:
-    """Serve until SIGTERM or Ctrl-C, then let the grades in progress finish."""
-    import uvicorn
-
+    """Serve until SIGTERM or Ctrl-C, then let the grades in progress finish. `cluster`: the
+    Ray address the grades run on (None: `jobs` grading processes on this machine)."""
     if jobs < 1:
         raise BadInput("--jobs must be at least 1.")
     for assignment in course.assignments.values():
         load_policy(assignment)  # a broken policy stops the start, not a student's upload
-    try:
-        data.mkdir(parents=True, exist_ok=True, mode=0o700)  # submissions and tokens
-    except OSError as error:
-        raise BadInput(f"cannot create {data}: {error.strerror or error}") from error
-    settings = Settings(
-        course=course,
-        data=data.resolve(),
-        db_url=database_url(db, data.resolve()),
-        jobs=jobs,
-        device=device,
-    )
+    with contextlib.ExitStack() as stack:
+        executor, where = None, ""
+        if cluster:
+            from grader.cluster import connect
+            from grader.cluster.driver import RayExecutor
+
+            on_sigterm = signal.getsignal(signal.SIGTERM)
+            joined = stack.enter_context(connect(cluster))
+            # Ray's own handler exits with status 15; drained, the service ends as it does
+            # without a cluster (uvicorn raises SIGTERM again once the grades are done).
+            signal.signal(signal.SIGTERM, on_sigterm)
+            executor = functools.partial(RayExecutor, joined.ray, joined.address)
+            where = f"Grading on the Ray cluster at {joined.address}"
+        try:
+            data.mkdir(parents=True, exist_ok=True, mode=0o700)  # submissions and tokens
+        except OSError as error:
+            raise BadInput(f"cannot create {data}: {error.strerror or error}") from error
+        settings = Settings(
+            course=course,
+            data=data.resolve(),
+            db_url=database_url(db, data.resolve()),
+            jobs=jobs,
+            device=device,
+            executor=executor,
+        )
+        _run(settings, host, port, where)
+
+
+def _run(settings: Settings, host: str, port: int, where: str) -> None:
+    import uvicorn
+
     sock = bind(host, port)
     shown_host = f"[{host}]" if ":" in host else host
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
@@ -76,5 +101,7 @@ def serve(
     )
     server = uvicorn.Server(config)
     print(f"Serving on http://{shown_host}:{sock.getsockname()[1]}", flush=True)
+    if where:
+        print(where, flush=True)
     sys.stdout.flush()
     server.run(sockets=[sock])

@@ -8,6 +8,7 @@ import datetime
 import io
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -18,6 +19,7 @@ from starlette.exceptions import HTTPException
 
 from grader.course import Assignment, Course
 from grader.errors import BadInput, GraderError
+from grader.executor import Executor
 from grader.fingerprint import grade_fingerprint
 from grader.journal import Journal
 from grader.runner import DEFAULT_SEED
@@ -40,6 +42,8 @@ class Settings:
     db_url: str
     jobs: int = 1
     device: str = "cpu"
+    executor: Callable[[], Executor] | None = None
+    """Makes where grades run (`grader.executor`); None: `jobs` grading processes here."""
 
 
 class ApiError(HTTPException):
@@ -61,6 +65,7 @@ class Service:
             settings.jobs,
             settings.device,
             on_change=self._changed,
+            executor=settings.executor,
         )
         self.loop: asyncio.AbstractEventLoop | None = None
         self._waiters: dict[int, asyncio.Event] = {}
@@ -164,6 +169,8 @@ class Service:
         if result is not None and result.report:
             report = json.loads(result.report)
             shown = visible_report(report, level)
+            if viewer.role != "staff":
+                shown.pop("node", None)  # the cluster's layout is the staff's business
             answer["report"] = shown
             answer["score"] = round(float(shown.get("score", 0.0)) * factor, 6)
             answer["max_score"] = float(shown.get("max_score", 0.0))
