@@ -5,10 +5,12 @@ from __future__ import annotations
 import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from support import FIXTURES, ROOT
 
+from grader.cluster import INSTALL
 from grader.course import Course, load_course
 
 
@@ -18,6 +20,25 @@ def no_user_data(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("DL_GRADER_DATA", str(tmp_path_factory.mktemp("no-user-data")))
         yield
+
+
+@pytest.fixture(scope="session")
+def ray_cluster() -> Iterator[Any]:
+    """A real Ray cluster of two one-CPU nodes on this machine, this process connected to it:
+    started once per run for every test in the xdist group `ray_support.RAY_GROUP` (with
+    --dist loadgroup they share a worker), shut down when the run ends."""
+    try:
+        import ray
+    except ImportError:
+        pytest.fail(f"the Ray tests need the ray extra: {INSTALL}")
+    from ray_support import start_cluster
+
+    cluster = start_cluster()
+    try:
+        yield cluster
+    finally:
+        ray.shutdown()
+        cluster.shutdown()
 
 
 @pytest.fixture(scope="session")

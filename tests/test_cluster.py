@@ -1,7 +1,7 @@
 """Grading on a Ray cluster: the same gradebook as the local pool, nothing lost when a node dies.
 
 One real Ray cluster of two nodes on this machine (Ray's cluster utilities: a head and a
-second node, one CPU each) is started once for the module and shut down at its end. A small
+second node, one CPU each; `ray_cluster`, shared with the service's cluster tests). A small
 mixed class of assignment1 submissions (right, stub, buggy, a syntax error, a crash, a
 corrupt zip, an escaping zip, a link in a zip, an empty folder) is graded once by the local
 pool and once on the cluster; the course is a copy whose assignment1 asks for a GPU, which
@@ -13,18 +13,17 @@ the bundles that carry files to nodes and the missing-Ray message need no cluste
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import shutil
 import sys
-import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from ray_support import RAY_GROUP, add_node, killed_once_it_grades, node_ids, outlived
 from support import FIXTURES, ROOT
 from test_batch import LIMITS, make_class
 
@@ -41,9 +40,7 @@ from grader.data.mnist import NAMES, locate, mnist_folder
 from grader.errors import BadInput, GraderError
 from grader.runner import grade
 
-pytestmark = pytest.mark.xdist_group("ray-cluster")  # one cluster per run with --dist loadgroup
-NODE_CPUS = 1
-FAST_NODE_DEATH = {"health_check_period_ms": 500, "health_check_failure_threshold": 2}
+pytestmark = pytest.mark.xdist_group(RAY_GROUP)  # one cluster per run with --dist loadgroup
 
 
 # -- a cluster and a class -----------------------------------------------------------------------
@@ -72,38 +69,6 @@ class ClassOnCluster:
 
 
 @pytest.fixture(scope="module")
-def ray_cluster():
-    try:
-        import ray
-        from ray.cluster_utils import Cluster
-    except ImportError:
-        pytest.fail(f"the Ray tests need the ray extra: {INSTALL}")
-
-    cluster = Cluster(
-        initialize_head=True,
-        head_node_args={
-            "num_cpus": NODE_CPUS,
-            "include_dashboard": False,
-            "include_log_monitor": False,
-            "_system_config": FAST_NODE_DEATH,
-        },
-    )
-    try:
-        cluster.add_node(num_cpus=NODE_CPUS)
-        ray.init(
-            address=cluster.address,
-            logging_level="error",
-            log_to_driver=False,
-            # The package, as if installed; the tests, for `misbehaving_grade`.
-            runtime_env={"env_vars": {"PYTHONPATH": f"{ROOT}:{ROOT / 'tests'}"}},
-        )
-        yield cluster
-    finally:
-        ray.shutdown()
-        cluster.shutdown()
-
-
-@pytest.fixture(scope="module")
 def class_on_cluster(ray_cluster, tmp_path_factory):
     root = tmp_path_factory.mktemp("cluster-class")
     course = gpu_course(root / "course")
@@ -127,10 +92,6 @@ def class_on_cluster(ray_cluster, tmp_path_factory):
     return ClassOnCluster(ray_cluster, course, submissions, local, result, plans[0])
 
 
-def _node_ids(cluster) -> set[str]:
-    return {n.node_id[:8] for n in [cluster.head_node, *cluster.worker_nodes]}
-
-
 # -- on the cluster ----------------------------------------------------------------------------
 
 
@@ -152,7 +113,7 @@ def test_tasks_land_on_both_nodes_and_each_result_names_its_node(class_on_cluste
     cluster = class_on_cluster.result.summary["cluster"]
     assert cluster["executor"] == "ray" and cluster["slots"] == 2
     used = {name.split("/")[1] for name in cluster["nodes"]}
-    assert used == _node_ids(class_on_cluster.cluster)
+    assert used == node_ids(class_on_cluster.cluster)
     graded = [r for r in class_on_cluster.result.rows if r.status == "graded"]
     assert sum(cluster["nodes"].values()) == len(graded)
     assert cluster["overhead_ms"]["median"] >= 0
@@ -176,71 +137,27 @@ def test_a_gpu_assignment_on_a_cluster_without_gpus_is_graded_on_cpu_and_every_r
         assert document["device"] == "cpu"
 
 
-def _grading_processes_under(parent: int) -> list[int]:
-    """The grading processes (`grader.pool.worker_main`) whose parent's parent is `parent`
-    (a node's raylet starts Ray workers; a Ray worker starts a grading process)."""
-    parents = {}
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        with contextlib.suppress(OSError):
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-            parents[int(stat.parent.name)] = int(fields[1])
-    found = []
-    for pid, ppid in parents.items():
-        with contextlib.suppress(OSError):
-            grading = b"worker_main" in Path(f"/proc/{pid}/cmdline").read_bytes()
-            if grading and parents.get(ppid) == parent:
-                found.append(pid)
-    return found
-
-
-def _alive(pid: int) -> bool:
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
-
-
 def test_a_node_killed_mid_grade_loses_nothing_and_the_gradebook_is_unchanged(
     class_on_cluster, tmp_path
 ):
     cluster = class_on_cluster.cluster
-    doomed = cluster.add_node(num_cpus=2)
-    raylet = doomed.all_processes["raylet"][0].process.pid
-    stop, killed = threading.Event(), []
-
-    def kill_once_it_grades() -> None:
-        while not stop.wait(0.05):
-            grading = _grading_processes_under(raylet)
-            if grading:
-                cluster.remove_node(doomed, allow_graceful=False)
-                killed.extend(grading)
-                return
-
-    killer = threading.Thread(target=kill_once_it_grades)
-    killer.start()
-    try:
-        with connect(cluster.address) as executor:
-            result = grade_batch(
-                "assignment1",
-                class_on_cluster.submissions,
-                tmp_path / "out",
-                course=class_on_cluster.course,
-                limits=LIMITS,
-                executor=executor,
-            )
-    finally:
-        stop.set()
-        killer.join()
+    doomed = add_node(cluster, num_cpus=2)
+    with killed_once_it_grades(cluster, doomed) as killed, connect(cluster.address) as executor:
+        result = grade_batch(
+            "assignment1",
+            class_on_cluster.submissions,
+            tmp_path / "out",
+            course=class_on_cluster.course,
+            limits=LIMITS,
+            executor=executor,
+        )
     assert killed, "the node was never given a grade"
     assert result.gradebook.read_bytes() == class_on_cluster.local.gradebook.read_bytes()
     assert result.summary["statuses"]["crashed"] == 0
     nodes = result.summary["cluster"]["nodes"]
     assert not [n for n in nodes if n.endswith(doomed.node_id[:8])]  # its grades ran elsewhere
     assert sum(nodes.values()) == sum(r.status == "graded" for r in result.rows)
-    deadline = time.monotonic() + 30
-    while any(_alive(pid) for pid in killed) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert not any(_alive(pid) for pid in killed), "a grading process outlived its node"
+    assert not outlived(killed), "a grading process outlived its node"
 
 
 def misbehaving_grade(assignment, submission, **options):
