@@ -149,7 +149,14 @@ class Server:
         return self.process.wait(120)
 
 
-def start_server(course: Path, data: Path, db: str | None = None, jobs: int = 1) -> Server:
+def start_server(
+    course: Path,
+    data: Path,
+    db: str | None = None,
+    jobs: int = 1,
+    cluster: str | None = None,
+    device: str = "cpu",
+) -> Server:
     command = [
         sys.executable,
         "-m",
@@ -160,9 +167,11 @@ def start_server(course: Path, data: Path, db: str | None = None, jobs: int = 1)
         "--data",
         str(data),
     ]
-    command += ["--port", "0", "--jobs", str(jobs), "--device", "cpu"]
+    command += ["--port", "0", "--jobs", str(jobs), "--device", device]
     if db:
         command += ["--db", db]
+    if cluster:
+        command += ["--cluster", cluster]
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     process = subprocess.Popen(
         command,
