@@ -167,7 +167,7 @@ class WorkerGroup:
                 except OSError:
                     if time.monotonic() > end:
                         break  # swept by the next grader
-                    time.sleep(0.005)
+                    time.sleep(0.001)
 
 
 def _enable_controllers(parent: Path) -> None:
