@@ -46,6 +46,9 @@ SCOPE_ABSTRACT_UNIX_SOCKET, SCOPE_SIGNAL = 1 << 0, 1 << 1
 READ_ONLY = FS_EXECUTE | FS_READ_FILE | FS_READ_DIR
 FILE_RIGHTS = FS_EXECUTE | FS_WRITE_FILE | FS_READ_FILE | FS_TRUNCATE | FS_IOCTL_DEV
 SYSTEM_READ = ("/usr", "/lib", "/lib64", "/lib32", "/bin", "/etc", "/opt", "/proc", "/sys")
+# Where NVIDIA's GPU operator installs the driver (libcuda and friends) on the host, when it
+# does: a CUDA worker must read it, and it is not under /usr there.
+GPU_DRIVER_ROOTS = ("/run/nvidia/driver",)
 SHARED_FOLDERS = (SHARED_MEMORY, MESSAGE_QUEUES)  # under /dev, but shared between processes
 
 
@@ -100,6 +103,7 @@ def readable_roots(grader_package: str) -> list[str]:
     roots.update(sysconfig.get_paths().values())
     roots.update(site.getsitepackages())
     roots.update(SYSTEM_READ)
+    roots.update(GPU_DRIVER_ROOTS)
     return sorted(r for r in roots if r and os.path.exists(r))
 
 
