@@ -52,10 +52,12 @@ def _parent_of(pid: int | None) -> int | str:
         return "unknown (no /proc)"
 
 
-def _start_worker(folder: Path) -> tuple[str | None, int | str, Sandbox, float]:
+def _start_worker(
+    folder: Path, limits: Limits | None = None
+) -> tuple[str | None, int | str, Sandbox, float]:
     """Start a worker on the probe: what went wrong (None if nothing), the pid of the process
     that started it, the sandbox, and the seconds it took."""
-    sandbox = Sandbox(folder, "probe", Limits(), forbidden_imports=("torch",))
+    sandbox = Sandbox(folder, "probe", limits or Limits(), forbidden_imports=("torch",))
     started = time.perf_counter()
     problem, parent = None, _parent_of(None)
     try:
@@ -86,6 +88,20 @@ def _try_fork_server(folder: Path, fresh_s: float) -> str:
         )
     finally:
         forkserver.disable()
+
+
+def sandbox_protections(limits: Limits | None = None) -> dict[str, str]:
+    """The protections a worker started with `limits` applies on this machine, found by
+    starting one (what `grade serve` checks before it takes submissions); a worker that
+    does not start has none, and says why under "worker"."""
+    with ScratchFolder("doctor") as tmp:
+        folder = tmp / "submission"
+        folder.mkdir()
+        (folder / "probe.py").write_text(PROBE)
+        problem, _, sandbox, _ = _start_worker(folder, limits)
+    if problem is not None:
+        return {"worker": f"failed: {problem}"}
+    return dict(sandbox.protections)
 
 
 def probe() -> Diagnosis:

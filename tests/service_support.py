@@ -4,6 +4,7 @@ started on a free loopback port, and a fresh PostgreSQL schema per test run."""
 from __future__ import annotations
 
 import datetime
+import functools
 import os
 import secrets
 import shutil
@@ -149,6 +150,16 @@ class Server:
         return self.process.wait(120)
 
 
+@functools.cache
+def weak_machine() -> bool:
+    """Whether this machine lacks a protection `grade serve` needs (then the tests' servers
+    start with --allow-weak-sandbox; the refusal itself is tested on every machine)."""
+    from grader.doctor import sandbox_protections
+    from grader.server.protections import missing_protections
+
+    return bool(missing_protections(sandbox_protections()))
+
+
 def start_server(
     course: Path,
     data: Path,
@@ -156,6 +167,7 @@ def start_server(
     jobs: int = 1,
     cluster: str | None = None,
     device: str = "cpu",
+    options: tuple[str, ...] = (),
 ) -> Server:
     command = [
         sys.executable,
@@ -172,6 +184,9 @@ def start_server(
         command += ["--db", db]
     if cluster:
         command += ["--cluster", cluster]
+    command += list(options)
+    if not cluster and weak_machine() and "--allow-weak-sandbox" not in options:
+        command.append("--allow-weak-sandbox")
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     process = subprocess.Popen(
         command,

@@ -68,6 +68,12 @@ def storage_options(command: Callable[..., Any]) -> Callable[..., Any]:
     show_default=True,
     help="Where reference solutions compute.",
 )
+@click.option(
+    "--allow-weak-sandbox",
+    is_flag=True,
+    help="Serve even when the sandbox here lacks a protection a service needs (grade doctor "
+    "lists them; not checked with --cluster, where the nodes grade); the log says which are off.",
+)
 @handle_errors
 def serve(
     course_dir: Path | None,
@@ -78,6 +84,7 @@ def serve(
     jobs: int,
     cluster: str | None,
     device: str,
+    allow_weak_sandbox: bool,
 ) -> None:
     """Run the grading service (students submit with grade submit). With --cluster each
     submission is graded as a Ray task on the cluster's nodes, in the same sandbox."""
@@ -88,7 +95,17 @@ def serve(
 
     # On a cluster, "auto" is decided per assignment by what the cluster has.
     device = device if cluster else resolve_device(device)
-    run_server(load_course(course_dir), data, db, host, port, jobs, device, cluster)
+    run_server(
+        load_course(course_dir),
+        data,
+        db,
+        host,
+        port,
+        jobs,
+        device,
+        cluster,
+        allow_weak_sandbox=allow_weak_sandbox,
+    )
 
 
 @click.group()

@@ -1,4 +1,5 @@
-"""Run the service: bind the socket, migrate, grade, serve; SIGTERM or Ctrl-C drains.
+"""Run the service: check the sandbox, bind the socket, migrate, grade, serve; SIGTERM or
+Ctrl-C drains.
 
 The socket is bound before uvicorn starts so that `--port 0` works and the line printed on
 startup names the port really listened on. With a cluster (`--cluster`), the process joins
@@ -21,6 +22,7 @@ from grader.errors import BadInput
 from grader.server.app import create_app
 from grader.server.db import database_url
 from grader.server.policy import load_policy
+from grader.server.protections import check_sandbox
 from grader.server.service import Settings
 
 # Requests still open this long after SIGTERM are cut; the grades in progress always finish.
@@ -51,13 +53,17 @@ def serve(
     jobs: int,
     device: str,
     cluster: str | None = None,
+    allow_weak_sandbox: bool = False,
 ) -> None:
     """Serve until SIGTERM or Ctrl-C, then let the grades in progress finish. `cluster`: the
-    Ray address the grades run on (None: `jobs` grading processes on this machine)."""
+    Ray address the grades run on (None: `jobs` grading processes on this machine). Without
+    a cluster, refuses to start when the sandbox here lacks a protection a service needs,
+    unless `allow_weak_sandbox` (`grader.server.protections`)."""
     if jobs < 1:
         raise BadInput("--jobs must be at least 1.")
     for assignment in course.assignments.values():
         load_policy(assignment)  # a broken policy stops the start, not a student's upload
+    weak = "" if cluster else check_sandbox(course, allow_weak_sandbox)
     with contextlib.ExitStack() as stack:
         executor, where = None, ""
         if cluster:
@@ -83,16 +89,18 @@ def serve(
             device=device,
             executor=executor,
         )
-        _run(settings, host, port, where)
+        _run(settings, host, port, where, weak)
 
 
-def _run(settings: Settings, host: str, port: int, where: str) -> None:
+def _run(settings: Settings, host: str, port: int, where: str, weak: str) -> None:
     import uvicorn
 
     sock = bind(host, port)
     shown_host = f"[{host}]" if ":" in host else host
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     logging.getLogger("alembic").setLevel(logging.WARNING)
+    if weak:
+        logging.getLogger("grader.server").warning("%s", weak)
     config = uvicorn.Config(
         create_app(settings),
         log_level="info",
