@@ -25,6 +25,7 @@ from grader.runner import resolve_device
 
 OnReply = Callable[[Job, dict[str, Any]], None]
 More = Callable[[int], list[Job]]
+OnCheck = Callable[[Job, str, bool], None]
 
 
 @dataclass(frozen=True)
@@ -53,12 +54,15 @@ class Executor(Protocol):
         logs: Path,
         on_reply: OnReply,
         more: More | None = None,
+        on_check: OnCheck | None = None,
     ) -> None:
         """Grade every job, calling `on_reply` once per job as it ends. `timeout_s` is how
         long one grade may take; `logs` is where grading processes' stderr may go. With
         `more` (the service), keep taking work: `more(free)` is asked for up to `free` new
         jobs whenever a grade could start (it may wait for work while none is running); the
-        run ends when it returns none and nothing is left."""
+        run ends when it returns none and nothing is left. `on_check(job, name, hidden)`
+        hears each check as it starts, where the executor can tell (the local pool, with
+        `WorkerConfig.report_checks`)."""
         ...
 
     def describe(self) -> dict[str, Any] | None:
@@ -83,10 +87,11 @@ class LocalExecutor:
         logs: Path,
         on_reply: OnReply,
         more: More | None = None,
+        on_check: OnCheck | None = None,
     ) -> None:
         size = self.jobs if more is not None else min(self.jobs, len(tasks))
         with Pool(size, config, timeout_s, logs) as pool:
-            pool.run(tasks, on_reply, more)
+            pool.run(tasks, on_reply, more, on_check)
 
     def describe(self) -> dict[str, Any] | None:
         return None

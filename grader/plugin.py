@@ -39,9 +39,11 @@ MARKERS = {
 }
 
 
-# Called as each check starts: its name, its per-call limit in seconds, and for a check that
-# trains, its time budget in seconds (None otherwise), for progress displays.
-OnStart = Callable[[str, float, float | None], None]
+# Called as each check starts: its name, its per-call limit in seconds, for a check that
+# trains its time budget in seconds (None otherwise), and whether it is hidden (a service
+# shows a student the running check's name only as the assignment's policy allows), for
+# progress displays.
+OnStart = Callable[[str, float, float | None, bool], None]
 
 
 class Credit:
@@ -238,7 +240,8 @@ class GradePlugin:
         if self.on_start is not None:
             budget = getattr(limit, "budget", None)  # a training check's limit knows its budget
             budget_s = float(budget(self.device_name)) if callable(budget) else None
-            self.on_start(check_name(item), self.sandbox.call_timeout, budget_s)
+            hidden = self._is_hidden(item)
+            self.on_start(check_name(item), self.sandbox.call_timeout, budget_s, hidden)
 
     @pytest.hookimpl(wrapper=True)
     def pytest_runtest_makereport(
@@ -259,12 +262,13 @@ class GradePlugin:
             self._finish(item, self._phases.pop(item.nodeid))
         return report
 
+    def _is_hidden(self, item: pytest.Item) -> bool:
+        relative = Path(item.path).resolve().relative_to(self.assignment.checks_dir.resolve())
+        return "hidden" in relative.parts[:1]
+
     def _finish(self, item: pytest.Item, phases: dict[str, Any]) -> None:
         points = float(item.get_closest_marker("points").args[0])
-        hidden = (
-            "hidden"
-            in Path(item.path).resolve().relative_to(self.assignment.checks_dir.resolve()).parts[:1]
-        )
+        hidden = self._is_hidden(item)
         error = phases.get("error")
         if error is not None:
             status, message, details, hintable, culprit = classify(

@@ -86,6 +86,9 @@ class WorkerConfig:
     parent_pid: int
     grade_function: Callable[..., Any] = grade
     journal_dir: Path | None = None
+    report_checks: bool = False
+    """Send `{"op": "check", "name": ..., "hidden": ...}` as each check starts (the service
+    shows the running check); `Pool.run`'s `on_check` hears it."""
 
 
 @dataclass
@@ -136,15 +139,32 @@ def worker_main(fd: int) -> None:
                 conn.close()
                 os._exit(0)  # nothing left to flush; skip the interpreter's slow teardown
             before = CacheStats(**asdict(cache.stats))
-            reply = _grade_one(task, config, course)
+            reply = _grade_one(task, config, course, _check_reporter(conn, config))
             reply["cache"] = {k: v - getattr(before, k) for k, v in asdict(cache.stats).items()}
             conn.send(reply)
     except (KeyboardInterrupt, EOFError, OSError):
         return
 
 
-def _grade_one(student: Student, config: WorkerConfig, course: Course) -> dict[str, Any]:
-    """Grade one student; every failure becomes a reply with a status and a message."""
+def _check_reporter(
+    conn: multiprocessing.connection.Connection, config: WorkerConfig
+) -> dict[str, Any]:
+    """The keyword argument (`on_start`) that tells the pool each check as it starts, when
+    `report_checks` asks for it; none otherwise."""
+    if not config.report_checks:
+        return {}
+
+    def on_start(name: str, limit: float, budget: float | None, hidden: bool) -> None:
+        conn.send({"op": "check", "name": name, "hidden": hidden})
+
+    return {"on_start": on_start}
+
+
+def _grade_one(
+    student: Student, config: WorkerConfig, course: Course, extra: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """Grade one student; every failure becomes a reply with a status and a message.
+    `extra`: more keyword arguments for the grade function (an `on_start`)."""
     started = time.monotonic()
     try:
         result = config.grade_function(
@@ -156,6 +176,7 @@ def _grade_one(student: Student, config: WorkerConfig, course: Course) -> dict[s
             public_only=config.public_only,
             limits=config.limits,
             journal_dir=config.journal_dir,
+            **(extra or {}),
         )
     except BadInput as error:
         return _failure("rejected", str(error), started)
@@ -284,12 +305,14 @@ class Pool:
         tasks: Iterable[Job],
         on_reply: Callable[[Job, dict], None],
         more: Callable[[int], list[Job]] | None = None,
+        on_check: Callable[[Job, str, bool], None] | None = None,
     ) -> None:
         """Grade `tasks`, calling `on_reply` as each ends. With `more`, the pool keeps taking
         work: `more(free)` is asked for up to `free` new jobs whenever a process is free (all
         of them free: nothing is left, so it may wait for work); the run ends when it returns
-        none while nothing is left. On any exception (Ctrl-C, a process that cannot start)
-        every process is stopped before it propagates; otherwise idle ones are kept."""
+        none while nothing is left. `on_check(job, name, hidden)` hears each check start
+        (with `WorkerConfig.report_checks`). On any exception (Ctrl-C, a process that cannot
+        start) every process is stopped before it propagates; otherwise idle ones are kept."""
         queue = deque(tasks)
         busy: list[GradingProcess] = []
         try:
@@ -314,7 +337,7 @@ class Pool:
                     wait_s = min(wait_s, MORE_POLL_S)  # a free process looks for new work
                 multiprocessing.connection.wait([w.conn for w in busy], timeout=wait_s)
                 for worker in list(busy):
-                    reply = self._poll(worker)
+                    reply = self._poll(worker, on_check)
                     if reply is None:
                         continue
                     task = worker.task
@@ -366,11 +389,18 @@ class Pool:
             + f"; see {worker.log}"
         )
 
-    def _poll(self, worker: GradingProcess) -> dict | None:
-        """The worker's reply if its grade ended (however it ended), else None."""
+    def _poll(
+        self, worker: GradingProcess, on_check: Callable[[Job, str, bool], None] | None = None
+    ) -> dict | None:
+        """The worker's reply if its grade ended (however it ended), else None; a check
+        that started is told to `on_check` on the way."""
         try:
             while worker.conn.poll():
                 message = worker.conn.recv()
+                if isinstance(message, dict) and message.get("op") == "check":
+                    if on_check is not None and worker.task is not None:
+                        on_check(worker.task, str(message["name"]), bool(message["hidden"]))
+                    continue
                 if message != READY:
                     return message
                 worker.ready = True

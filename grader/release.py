@@ -76,7 +76,7 @@ def _record(
     recorder = Recorder()
     grades = {}
 
-    def on_start(name: str, limit: float, budget: float | None) -> None:
+    def on_start(name: str, limit: float, budget: float | None, hidden: bool) -> None:
         recorder.current_check = name
 
     with caching(recorder):

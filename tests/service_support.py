@@ -53,6 +53,16 @@ def test_slow(student):
     time.sleep(2)
     assert student.double(1) == 2
 """
+SLOW_HIDDEN = """
+import time
+
+import pytest
+
+@pytest.mark.points(5)
+def test_slow_secret(student):
+    time.sleep(2)
+    assert student.double(21) == 42
+"""
 ROSTER = "id,name,email,section\nann,Ann <b>A</b>,ann@example.edu,A\nbob,Bob,bob@example.edu,B\n"
 
 
@@ -71,7 +81,8 @@ def add_assignment(
 
 
 def build_course(root: Path) -> Path:
-    """toy (no policy but a rate limit), late (due two days ago), closed (hidden: nothing)."""
+    """toy (no policy but a rate limit), late (due two days ago), closed (hidden: nothing),
+    slow (a public check takes 2 s), sealed (hidden: nothing; its hidden check takes 2 s)."""
     course = make_course(root, PUBLIC, HIDDEN)
     due = (datetime.datetime.now(datetime.UTC) - datetime.timedelta(days=1, hours=12)).isoformat(
         timespec="seconds"
@@ -84,6 +95,9 @@ def build_course(root: Path) -> Path:
     )
     add_assignment(course, "closed", '[policy]\nhidden_before_due = "nothing"\n')
     add_assignment(course, "slow", "", public=SLOW, hidden=HIDDEN)
+    add_assignment(
+        course, "sealed", '[policy]\nhidden_before_due = "nothing"\n', hidden=SLOW_HIDDEN
+    )
     toy = course / "assignments" / "toy" / "assignment.toml"
     toy.write_text(
         toy.read_text().replace("[limits]", "[policy]\nsubmissions_per_hour = 4\n[limits]")

@@ -94,7 +94,7 @@ def test_named_rng_depends_on_the_name_and_seed_not_on_the_check(tmp_path):
     assert draws(2)[1]["draw"] != second["draw"]
 
 
-def test_on_start_hears_each_check_s_limit_and_a_training_check_s_budget(tmp_path):
+def test_on_start_hears_each_check_s_limit_a_training_check_s_budget_and_if_hidden(tmp_path):
     public = """
         import pytest
 
@@ -115,11 +115,22 @@ def test_on_start_hears_each_check_s_limit_and_a_training_check_s_budget(tmp_pat
         def test_quick(student):
             pass
         """
+    hidden = """
+        import pytest
+
+        @pytest.mark.points(5)
+        def test_secret(student):
+            pass
+        """
     heard = []
-    course = load_course(make_course(tmp_path, public))
+    course = load_course(make_course(tmp_path, public, hidden))
     grade("toy", tmp_path / "submission", course=course, device="cpu",
           on_start=lambda *args: heard.append(args))  # fmt: skip
-    assert heard == [("trains", 70.0, 60.0), ("quick", 3.0, None)]
+    assert heard == [
+        ("trains", 70.0, 60.0, False),
+        ("quick", 3.0, None, False),
+        ("secret", 2.0, None, True),
+    ]
 
 
 def test_partial_credit_scales_points_and_sets_the_message(tmp_path):

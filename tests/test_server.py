@@ -4,6 +4,7 @@ PostgreSQL, driven over HTTP and through the student CLI."""
 from __future__ import annotations
 
 import io
+import re
 import signal
 import stat
 import zipfile
@@ -84,18 +85,44 @@ def test_submit_over_http_is_graded_once_with_hidden_checks_shown_as_policy_allo
     assert "secret input 21" in {t["name"]: t for t in full["report"]["tests"]}["secret"]["message"]
 
 
-def test_a_running_grade_reports_its_finished_checks_and_answers_a_wait_when_done(service):
+def test_a_running_grade_reports_its_check_and_finished_checks_and_answers_a_wait_when_done(
+    service,
+):
     server, ann = service["server"], service["tokens"]["ann"]
     answer = _submit(server, ann, "slow", {"toy.py": CORRECT})
     with server.client(ann) as client:
         while True:  # the fast check is done while the slow one sleeps
             state = client.get(f"/submissions/{answer['id']}").json()
-            if state["status"] == "running" and state["checks_done"] == 1:
+            if state["status"] == "running" and state.get("check") == "slow":
                 break
             assert state["status"] in ("queued", "running"), state
-        # Long polling: the answer comes when the status changes, not at once.
-        finished = client.get(f"/submissions/{answer['id']}", params={"wait": 30}).json()
-    assert finished["status"] == "graded" and finished["score"] == 15.0
+        assert state["checks_done"] == 1 and state["check_hidden"] is False
+        # Long polling: the answer comes when the check or the status changes, not at once;
+        # `seen` makes it come at once when that happened before the request.
+        seen = {"wait": 30, "seen": state["progress"]}
+        following = client.get(f"/submissions/{answer['id']}", params=seen).json()
+        assert following.get("check") != "slow"  # the secret check, or the grade
+        while following["status"] == "running":
+            seen = {"wait": 30, "seen": following["progress"]}
+            following = client.get(f"/submissions/{answer['id']}", params=seen).json()
+    assert following["status"] == "graded" and following["score"] == 15.0
+
+
+def test_a_running_hidden_check_is_named_only_as_the_policy_allows(service):
+    server, ann = service["server"], service["tokens"]["ann"]
+    answer = _submit(server, ann, "sealed", {"toy.py": CORRECT})
+    with server.client(ann) as client, server.client(service["staff"]) as staff:
+        while True:
+            state = client.get(f"/submissions/{answer['id']}").json()
+            assert state["status"] in ("queued", "running"), state
+            if state.get("check_hidden"):
+                break
+            assert state.get("check") in (None, "double"), state
+        as_staff = staff.get(f"/submissions/{answer['id']}").json()
+    assert state["check"] == "a hidden check"
+    assert as_staff["check"] == "slow secret" and as_staff["check_hidden"] is True
+    graded = server.wait_for(ann, answer["id"], ("graded",))
+    assert "check" not in graded and graded["score"] == 5.0
 
 
 def test_hidden_checks_withheld_entirely_when_the_policy_says_nothing(service):
@@ -293,6 +320,26 @@ def test_cli_login_submit_history(service, tmp_path, monkeypatch):
     bad = runner.invoke(cli, ["submit", "nope"])
     assert bad.exit_code == 2 and bad.output.strip().count("\n") == 0
     assert "unknown assignment" in bad.output
+
+
+def test_cli_submit_shows_its_place_in_the_queue_then_the_running_check(
+    service, tmp_path, monkeypatch
+):
+    server, bob = service["server"], service["tokens"]["bob"]
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
+    runner = CliRunner()
+    assert runner.invoke(cli, ["login", "--server", server.url, "--token", bob]).exit_code == 0
+    ahead = _submit(server, bob, "slow", {"toy.py": CORRECT})  # one process: the next waits
+    (tmp_path / "toy.py").write_bytes(CORRECT)
+    result = runner.invoke(cli, ["submit", "slow", "--dir", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    mine = int(re.search(r"as submission (\d+)", result.output)[1])
+    queued = next(i for i, line in enumerate(lines) if f"Submission {mine}: queued, " in line)
+    slow = lines.index(f"Submission {mine}: grading: slow (1 check(s) done)")
+    table = next(i for i, line in enumerate(lines) if "slow: Toy" in line)
+    assert queued < slow < table and ahead["id"] < mine
+    assert "15/15" in result.output
 
 
 def test_cli_says_one_line_when_the_token_is_wrong_or_the_server_is_down(

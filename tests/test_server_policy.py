@@ -351,3 +351,23 @@ def test_gradebook_csv_cells_cannot_run_as_spreadsheet_formulas():
     lines = gradebook_csv([row]).splitlines()
     assert lines[0] == "student,name,section,submission,late_days,raw,score,max_score"
     assert lines[1] == 's1,"\'=HYPERLINK(""http://x"",""y"")",\'+A,3,0,9.0,9.0,10.0'
+
+
+def test_the_submission_page_shows_the_running_check_as_text():
+    from grader.server.pages import TEMPLATES
+
+    running = {
+        "id": 7,
+        "assignment": "toy",
+        "created_at": "2026-01-01T10:00:00",
+        "student": "ann",
+        "status": "running",
+        "message": "",
+        "check": "<b>a</b> check",
+    }
+    html = TEMPLATES.get_template("submission.html").render(user=None, s=running)
+    assert '· running: <span id="check">&lt;b&gt;a&lt;/b&gt; check</span>' in html
+    graded = TEMPLATES.get_template("submission.html").render(
+        user=None, s=running | {"check": None}
+    )
+    assert 'id="check"' not in graded

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -15,8 +16,10 @@ from grader.cli.common import EXIT_BAD_INPUT, EXIT_INTERNAL, EXIT_UNDER_THRESHOL
 from grader.errors import BadInput
 from grader.safetext import one_line
 
-QUEUED_WAIT_S = 25
-RUNNING_WAIT_S = 2
+# Long polling: the server answers as soon as the status or the running check changes; a
+# queued submission asks again every few seconds for its place in the queue.
+QUEUED_WAIT_S = 5
+RUNNING_WAIT_S = 25
 WAITING = ("queued", "running")
 READ_CAP = 50 << 20
 
@@ -54,26 +57,41 @@ def _read_files(folder: Path, files: list[str]) -> dict[str, bytes]:
     return found
 
 
-def _status_line(answer: dict[str, Any]) -> str:
+def status_line(answer: dict[str, Any]) -> str:
+    """Where a submission is: its place in the queue, or the check being run (the server's
+    text, shown escaped)."""
     if answer["status"] == "queued":
         ahead = answer.get("position", 0)
         return f"Submission {answer['id']}: queued" + (f", {ahead} ahead" if ahead else "")
+    line = f"Submission {answer['id']}: grading"
+    if answer.get("check"):
+        line += f": {one_line(answer['check'], 200)}"
     done = answer.get("checks_done", 0)
-    return f"Submission {answer['id']}: grading" + (f", {done} check(s) done" if done else "")
+    return line + (f" ({done} check(s) done)" if done else "")
 
 
-def _wait(client: Any, answer: dict[str, Any], console: Console) -> dict[str, Any]:
+def wait_for_grade(
+    client: Any,
+    answer: dict[str, Any],
+    console: Console,
+    on_line: Callable[[str], None] | None = None,
+) -> dict[str, Any]:
+    """Follow a submission until it is no longer queued or running: a live status line on a
+    terminal (one line per change elsewhere, e.g. in CI logs); `on_line` hears each line."""
     shown = ""
-    with console.status(_status_line(answer)) as status:
+    with console.status(Text(status_line(answer))) as status:
         while answer["status"] in WAITING:
-            line = _status_line(answer)
+            line = status_line(answer)
             if line != shown:
-                status.update(line)
+                status.update(Text(line))
+                if not console.is_terminal:
+                    console.print(Text(line))
+                if on_line is not None:
+                    on_line(line)
                 shown = line
-            # Long polling: the server answers when the status changes; while grading, every
-            # few seconds too, with the checks done so far.
             wait = QUEUED_WAIT_S if answer["status"] == "queued" else RUNNING_WAIT_S
-            answer = client.get(f"/submissions/{answer['id']}", wait=wait)
+            seen = answer.get("progress")
+            answer = client.get(f"/submissions/{answer['id']}", wait=wait, seen=seen)
     return answer
 
 
@@ -111,7 +129,7 @@ def submit(
     err.print(Text(f"Submitted {spec['name']} as submission {answer['id']}."))
     if no_wait:
         return
-    answer = _wait(client, answer, err)
+    answer = wait_for_grade(client, answer, err)
     report = answer.get("report")
     if answer["status"] != "graded" or not report:
         message = one_line(answer.get("message") or answer["status"])

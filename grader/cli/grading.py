@@ -49,7 +49,7 @@ class LiveProgress:
         self.budget: float | None = None
         self.started = time.monotonic()
 
-    def on_start(self, name: str, limit: float, budget: float | None) -> None:
+    def on_start(self, name: str, limit: float, budget: float | None, hidden: bool = False) -> None:
         self.current, self.limit, self.budget = one_line(name, 200), limit, budget
         self.started = time.monotonic()
 

@@ -45,7 +45,7 @@ from grader.cluster.transfer import Bundle, pack
 from grader.course import Assignment
 from grader.data.mnist import locate, mnist_folder
 from grader.errors import BadInput, GraderError
-from grader.executor import More, OnReply, Placement
+from grader.executor import More, OnCheck, OnReply, Placement
 from grader.pool import MORE_POLL_S, STARTUP_TIMEOUT_S, Job, WorkerConfig
 from grader.safetext import one_line
 from grader.scratch import ScratchFolder
@@ -90,7 +90,10 @@ class RayExecutor:
         logs: Path,
         on_reply: OnReply,
         more: More | None = None,
+        on_check: OnCheck | None = None,
     ) -> None:
+        """See `grader.executor.Executor.run`; a node's grade reports no check as it
+        starts (`on_check` is not called), only its reply."""
         assert self.assignment is not None, "place() first"
         batch = self._batch(config, timeout_s)
         remote = self.ray.remote(grade_on_node).options(

@@ -9,6 +9,7 @@ never a stack trace. Student text in answers comes from reports that are already
 
 import asyncio
 import contextlib
+import hashlib
 import json
 import logging
 import secrets
@@ -37,6 +38,13 @@ API = "/api/v1"
 MAX_BODY_BYTES = MAX_EXTRACTED_BYTES + (1 << 20)
 MAX_WAIT_S = 30.0
 WAITING = ("queued", "running")
+
+
+def _progress(answer: dict[str, Any]) -> str:
+    """A token for what a waiting client is told about as soon as it changes: the status,
+    the running check and the checks done."""
+    state = [answer["status"], answer.get("check"), answer.get("checks_done")]
+    return hashlib.sha256(json.dumps(state).encode()).hexdigest()[:16]
 
 
 def _error(status: int, message: str) -> JSONResponse:
@@ -229,21 +237,26 @@ def _install_routes(app: FastAPI, service: Service) -> None:
             return [service.describe(session, row, user) for row in rows]
 
     @app.get(f"{API}/submissions/{{submission_id}}")
-    async def submission(submission_id: int, user: Me, wait: float = 0.0) -> dict[str, Any]:
+    async def submission(
+        submission_id: int, user: Me, wait: float = 0.0, seen: str | None = None
+    ) -> dict[str, Any]:
         """The submission; with `wait` (seconds, at most MAX_WAIT_S), answered when its status
-        changes, or when the time is up (long polling: a class waiting costs no queries)."""
+        or its running check changes, or when the time is up (long polling: a class waiting
+        costs no queries). `seen`: the `progress` of the caller's last answer; the wait then
+        ends at once if anything changed since."""
 
         def read() -> dict[str, Any]:
             with db() as session:
                 found = service.own_submission(session, user, submission_id)
-                return service.describe(session, found, user)
+                answer = service.describe(session, found, user)
+            return answer | {"progress": _progress(answer)}
 
         loop = asyncio.get_running_loop()
         deadline = loop.time() + min(max(wait, 0.0), MAX_WAIT_S)
         event = service.waiter(submission_id)
         answer = await run_in_threadpool(read)
-        first = answer["status"]
-        while answer["status"] == first and first in WAITING:
+        first = seen or answer["progress"]
+        while answer["progress"] == first and answer["status"] in WAITING:
             remaining = deadline - loop.time()
             if remaining <= 0:
                 break

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import (
+    Boolean,
     DateTime,
     Engine,
     Float,
@@ -86,7 +87,9 @@ class Extension(Base):
 
 class Submission(Base):
     """One upload. `status`: queued, running, graded, rejected, error, timeout or crashed;
-    its files are in DATA/submissions/<folder>/, written before the row is committed."""
+    its files are in DATA/submissions/<folder>/, written before the row is committed.
+    While it runs, `running_check` names the check in progress (`running_hidden`: whether
+    that check is hidden, so a student sees its name only as the policy allows)."""
 
     __tablename__ = "submissions"
 
@@ -99,6 +102,8 @@ class Submission(Base):
     status: Mapped[str] = mapped_column(String(20), default="queued", index=True)
     message: Mapped[str] = mapped_column(Text, default="")
     attempts: Mapped[int] = mapped_column(Integer, default=0)
+    running_check: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    running_hidden: Mapped[bool | None] = mapped_column(Boolean, nullable=True)
 
 
 class Result(Base):

@@ -70,7 +70,11 @@ def requeue_interrupted(engine: Engine, assignment: str | None = None) -> int:
     if assignment is not None:
         where.append(Submission.assignment == assignment)
     with Session(engine) as session:
-        result = session.execute(update(Submission).where(*where).values(status="queued"))
+        result = session.execute(
+            update(Submission)
+            .where(*where)
+            .values(status="queued", running_check=None, running_hidden=None)
+        )
         session.commit()
         return result.rowcount or 0
 
@@ -173,6 +177,7 @@ class Dispatcher:
             threads=max(1, (os.cpu_count() or 1) // placement.jobs),
             parent_pid=os.getpid(),
             journal_dir=self.data / "journal",
+            report_checks=True,
         )
         timeout_s = spec.limits.total_timeout_s + spec.limits.import_timeout_s + WATCHDOG_GRACE_S
         wakeup = self.wakeups[assignment]
@@ -199,8 +204,11 @@ class Dispatcher:
             submission_id = int(job.student.name)
             self._record(submission_id, fingerprints.pop(submission_id), placed(reply, placement))
 
+        def check(job: Job, name: str, hidden: bool) -> None:
+            self._running_check(int(job.student.name), name, hidden)
+
         # The executor lets its processes go when no work came for KEEP_WARM_S.
-        executor.run([], config, timeout_s, self.data / "logs", record, more)
+        executor.run([], config, timeout_s, self.data / "logs", record, more, on_check=check)
 
     def _jobs(
         self,
@@ -229,11 +237,23 @@ class Dispatcher:
             for row in rows:
                 row.status = "running"
                 row.attempts += 1
+                row.running_check = row.running_hidden = None
             claimed = [(row.id, row.folder) for row in rows]
             session.commit()
         for submission_id, _ in claimed:
             self._changed(submission_id)
         return claimed
+
+    def _running_check(self, submission_id: int, name: str, hidden: bool) -> None:
+        """Record the check a grade has started (the status API shows it)."""
+        with Session(self.engine) as session:
+            session.execute(
+                update(Submission)
+                .where(Submission.id == submission_id, Submission.status == "running")
+                .values(running_check=one_line(name, 200), running_hidden=hidden)
+            )
+            session.commit()
+        self._changed(submission_id)
 
     def _changed(self, submission_id: int) -> None:
         if self.on_change is not None:
@@ -267,6 +287,7 @@ class Dispatcher:
                 )
             submission.status = status
             submission.message = message
+            submission.running_check = submission.running_hidden = None
             try:
                 session.commit()
             except IntegrityError:

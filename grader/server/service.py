@@ -30,6 +30,7 @@ from grader.server.dispatch import Dispatcher
 from grader.server.policy import Policy, load_policy, visible_report
 
 FINGERPRINT_TTL_S = 5.0
+HIDDEN_CHECK = "a hidden check"  # the running check, where the policy hides hidden ones
 GRADEBOOK_COLUMNS = ("student", "name", "section", "submission", "late_days", "raw", "score")
 
 
@@ -154,6 +155,10 @@ class Service:
         }
         if submission.status == "running":
             answer["checks_done"] = self.checks_done(submission)
+            if submission.running_check is not None:
+                withheld = submission.running_hidden and level == "nothing"
+                answer["check"] = HIDDEN_CHECK if withheld else submission.running_check
+                answer["check_hidden"] = bool(submission.running_hidden)
         if submission.status in ("queued", "running"):
             answer["position"] = db.scalar(
                 select(func.count())
