@@ -169,7 +169,9 @@ def _document(
     return report
 
 
-def _row(document: dict[str, Any], graded_now: bool = False) -> StudentResult:
+def result_row(document: dict[str, Any], graded_now: bool = False) -> StudentResult:
+    """The gradebook row of a result document (a JSON report with its `batch` block: the
+    student, status and message); the service builds its gradebook from the same rows."""
     batch = document["batch"]
     checks = tuple(
         CheckResult(
@@ -201,7 +203,7 @@ def _load_result(output: Path, student: Student) -> dict[str, Any] | None:
     someone else's (regrade)."""
     try:
         document = json.loads(_result_path(output, student).read_text(encoding="utf-8"))
-        _row(document)
+        result_row(document)
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return None
     return document if document["batch"]["student"] == student.shown else None
@@ -322,7 +324,7 @@ def grade_batch(
         )
         wanted = student.name in selected if only else (force or not fresh)
         if document is not None and (fresh or not wanted):
-            rows[student.name] = _row(document)
+            rows[student.name] = result_row(document)
         if wanted:
             tasks.append(task)
         elif fresh:
@@ -365,7 +367,7 @@ def grade_batch(
                 f"its result could not be written: {error.strerror or error}"
             )
         stats.add(CacheStats(**reply.get("cache", {})))
-        row = _row(document, graded_now=True)
+        row = result_row(document, graded_now=True)
         rows[task.student.name] = row
         graded_now += 1
         if on_result is not None:

@@ -4,6 +4,7 @@ PostgreSQL, driven over HTTP and through the student CLI."""
 from __future__ import annotations
 
 import io
+import json
 import re
 import signal
 import stat
@@ -134,7 +135,9 @@ def test_hidden_checks_withheld_entirely_when_the_policy_says_nothing(service):
     assert graded["score"] == 5.0 and graded["max_score"] == 5.0
 
 
-def test_late_submission_is_penalised_per_day_and_an_extension_lifts_it(service):
+def test_late_submission_is_penalised_per_day_and_an_extension_lifts_it_in_every_export(
+    service,
+):
     server, root = service["server"], service["root"]
     ann, bob = service["tokens"]["ann"], service["tokens"]["bob"]
     admin(
@@ -162,10 +165,34 @@ def test_late_submission_is_penalised_per_day_and_an_extension_lifts_it(service)
     assert on_time["late_days"] == 0 and on_time["score"] == 10.0
     with server.client(service["staff"]) as staff:
         book = {row["student"]: row for row in staff.get("/staff/gradebook/late").json()}
-        csv_text = staff.get("/staff/gradebook/late", params={"format": "csv"}).text
+        files = {
+            fmt: staff.get("/staff/gradebook/late", params={"format": fmt})
+            for fmt in ("csv", "canvas", "moodle", "gradescope")
+        }
+        unknown = staff.get("/staff/gradebook/late", params={"format": "xlsx"})
     assert book["ann"]["score"] == pytest.approx(8.0) and book["ann"]["late_days"] == 2
     assert book["bob"]["score"] == 10.0
-    assert csv_text.splitlines()[0].startswith("student,name,section")
+    # The files grade batch writes, with the late penalty applied.
+    assert files["csv"].text.splitlines()[:3] == [
+        "student,score,max_score,percent,status,reason,"
+        "public/test_late.py::test_double,hidden/test_late_secret.py::test_secret",
+        "ann,8,10,80,graded,,5,5",
+        "bob,10,10,100,graded,,5,5",
+    ]
+    assert 'filename="late-gradebook.csv"' in files["csv"].headers["content-disposition"]
+    assert files["canvas"].text.splitlines() == [
+        "Student,ID,SIS User ID,SIS Login ID,Section,late",
+        "Ann <b>A</b>,,ann,,A,8",
+        "Bob,,bob,,B,10",
+    ]
+    assert files["moodle"].text.splitlines()[1:] == ["ann@example.edu,8", "bob@example.edu,10"]
+    with zipfile.ZipFile(io.BytesIO(files["gradescope"].content)) as archive:
+        results = {name: json.loads(archive.read(name)) for name in archive.namelist()}
+    assert sorted(results) == ["gradescope/ann.json", "gradescope/bob.json"]
+    assert results["gradescope/ann.json"]["score"] == pytest.approx(8.0)
+    assert "Late by 2 day(s)" in results["gradescope/ann.json"]["output"]
+    assert results["gradescope/bob.json"]["score"] == 10.0
+    assert unknown.status_code == 400 and "format must be one of" in unknown.json()["error"]
 
 
 def test_rate_limit_refuses_with_a_message_saying_when_to_retry(service):

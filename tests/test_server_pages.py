@@ -1,6 +1,6 @@
 """The web pages in a real headless browser (Debian's chromium driven by Playwright): a
 student signs in, uploads and sees their grade with their code's text shown as text; staff
-see the gradebook, pass rates and the histogram, and download the CSV."""
+see the gradebook, pass rates and the histogram, and download the CSV and the LMS imports."""
 
 from __future__ import annotations
 
@@ -105,7 +105,7 @@ def test_forms_without_the_csrf_token_and_staff_pages_refuse_a_student(site):
     assert staff_page.status_code == 403
 
 
-def test_staff_see_the_gradebook_pass_rates_and_histogram_and_download_csv(site, tmp_path):
+def test_staff_see_the_gradebook_pass_rates_and_histogram_and_download_exports(site, tmp_path):
     student = _sign_in(site, site["tokens"]["bob"])
     _upload(student, tmp_path, "closed", "def double(x):\n    return x + x\n")
     student.wait_for_selector("#status.graded", timeout=60_000)
@@ -118,6 +118,10 @@ def test_staff_see_the_gradebook_pass_rates_and_histogram_and_download_csv(site,
     with page.expect_download() as download:
         page.click("#csv")
     lines = Path(download.value.path()).read_text().splitlines()
-    assert lines[0].startswith("student,name,section")
-    assert any(line.startswith("bob,") for line in lines)
+    assert lines[0].startswith("student,score,max_score,percent,status,reason")
+    assert "bob,10,10,100,graded,,5,5" in lines
+    with page.expect_download() as download:
+        page.click("#canvas")
+    assert download.value.suggested_filename == "closed-canvas.csv"
+    assert "Bob,,bob,,B,10" in Path(download.value.path()).read_text().splitlines()
     page.screenshot(path=str(site["root"] / "staff.png"), full_page=True)

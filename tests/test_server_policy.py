@@ -335,22 +335,49 @@ def test_the_gradebook_counts_the_last_or_the_best_score_after_the_late_penalty(
     assert row["late_days"] == (4 if counts == "last" else 0)
 
 
-def test_gradebook_csv_cells_cannot_run_as_spreadsheet_formulas():
-    from grader.server.service import gradebook_csv
+def _book_row(student: str, name: str, score: float | None, late_days: int = 0) -> dict:
+    """A row of `Service.gradebook`: a student with a counting submission, or none."""
+    if score is None:
+        return {"student": student, "name": name, "email": "", "section": "+A",
+                "submission": None, "late_days": None, "score": 0.0, "report": {}}  # fmt: skip
+    check = {"id": "public/t.py::test_x", "name": "x", "score": 10.0, "max_score": 10.0,
+             "status": "passed", "hidden": False}  # fmt: skip
+    report = {"assignment": "toy", "title": "Toy", "score": 10.0, "max_score": 10.0,
+              "percent": 100.0, "tests": [check]}  # fmt: skip
+    return {"student": student, "name": name, "email": "", "section": "+A", "submission": 1,
+            "late_days": late_days, "factor": score / 10.0, "score": score, "status": "graded",
+            "message": "", "report": report}  # fmt: skip
 
-    row = {
-        "student": "s1",
-        "name": '=HYPERLINK("http://x","y")',
-        "section": "+A",
-        "submission": 3,
-        "late_days": 0,
-        "raw": 9.0,
-        "score": 9.0,
-        "max_score": 10.0,
-    }
-    lines = gradebook_csv([row]).splitlines()
-    assert lines[0] == "student,name,section,submission,late_days,raw,score,max_score"
-    assert lines[1] == 's1,"\'=HYPERLINK(""http://x"",""y"")",\'+A,3,0,9.0,9.0,10.0'
+
+def test_gradebook_exports_keep_every_cell_text_and_name_every_file_safely(tmp_path):
+    import io
+    import json
+    import zipfile
+
+    from grader.server.exports import export
+
+    assignment = Course(make_course(tmp_path, "def test_x(student):\n    pass\n")).assignment("toy")
+    rows = [
+        _book_row("=cmd|' /C calc'!A0", '=HYPERLINK("http://x","y")', 9.0, late_days=1),
+        _book_row("../../etc/passwd", "Absent", None),
+    ]
+    lines = export(assignment, rows, "csv").data.decode().splitlines()
+    assert lines == [
+        "student,score,max_score,percent,status,reason,public/t.py::test_x",
+        "'=cmd|' /C calc'!A0,9,10,90,graded,,10",
+        "../../etc/passwd,0,10,0,missing,no submission,",
+    ]
+    canvas = export(assignment, rows, "canvas", column="Toy (123)", bom=True)
+    assert canvas.name == "toy-canvas.csv" and canvas.data.startswith("\ufeff".encode())
+    assert canvas.data.decode("utf-8-sig").splitlines() == [
+        "Student,ID,SIS User ID,SIS Login ID,Section,Toy (123)",
+        '"\'=HYPERLINK(""http://x"",""y"")",,\'=cmd|\' /C calc\'!A0,,\'+A,9',
+    ]
+    with zipfile.ZipFile(io.BytesIO(export(assignment, rows, "gradescope").data)) as archive:
+        (name,) = archive.namelist()  # the student without a submission has no results.json
+        results = json.loads(archive.read(name))
+    assert name.startswith("gradescope/cmd") and "/" not in name.removeprefix("gradescope/")
+    assert results["score"] == 9.0 and "Late by 1 day(s)" in results["output"]
 
 
 def test_the_submission_page_shows_the_running_check_as_text():

@@ -19,7 +19,7 @@ from typing import Annotated, Any
 from fastapi import Depends, FastAPI, File, Request, UploadFile
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, PlainTextResponse
+from fastapi.responses import JSONResponse, Response
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 from starlette.exceptions import HTTPException
@@ -29,7 +29,8 @@ from grader.errors import BadInput
 from grader.safetext import one_line
 from grader.server import accounts
 from grader.server.db import Submission, User, migrate
-from grader.server.service import ApiError, Service, Settings, gradebook_csv
+from grader.server.exports import export
+from grader.server.service import ApiError, Service, Settings
 from grader.submission import MAX_EXTRACTED_BYTES
 
 log = logging.getLogger("grader.server")
@@ -285,11 +286,22 @@ def _install_routes(app: FastAPI, service: Service) -> None:
             return {"queued": service.regrade(session, name)}
 
     @app.get(f"{API}/staff/gradebook/{{name}}")
-    def gradebook(name: str, staff: Staff, format: str = "json") -> Any:
+    def gradebook(
+        name: str,
+        staff: Staff,
+        format: str = "json",
+        column: str | None = None,
+        bom: bool = False,
+    ) -> Any:
+        """The gradebook (late penalties applied) as JSON, or as a file `grade batch` writes:
+        csv (gradebook.csv), canvas or moodle (grade imports; `column`: Canvas's assignment
+        column), gradescope (a zip of results.json per student); `bom` for Excel."""
         with db() as session:
             rows = service.gradebook(session, name)
-        if format == "csv":
-            return PlainTextResponse(gradebook_csv(rows), media_type="text/csv")
-        if format != "json":
-            raise ApiError(400, "format must be json or csv.")
-        return [{k: v for k, v in row.items() if k != "checks"} for row in rows]
+        if format == "json":
+            return [{k: v for k, v in row.items() if k not in ("checks", "report")} for row in rows]
+        file = export(service.assignment(name), rows, format, column, bom)
+        disposition = f'attachment; filename="{file.name}"'
+        return Response(
+            file.data, media_type=file.media_type, headers={"content-disposition": disposition}
+        )

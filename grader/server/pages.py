@@ -21,7 +21,8 @@ from sqlalchemy.orm import Session
 from grader.errors import BadInput
 from grader.server import accounts
 from grader.server.db import Submission, User
-from grader.server.service import ApiError, Service, gradebook_csv
+from grader.server.exports import export
+from grader.server.service import ApiError, Service
 
 COOKIE = "dlg_session"
 TEMPLATES = Environment(
@@ -192,17 +193,24 @@ def install_pages(app: FastAPI, service: Service) -> None:
                 tallest=max([b["count"] for b in bins] + [1]),
             )
 
-    @app.get("/staff/{name}/gradebook.csv", include_in_schema=False)
-    def staff_csv(request: Request, name: str) -> Response:
+    @app.get("/staff/{name}/download/{fmt}", include_in_schema=False)
+    def staff_download(request: Request, name: str, fmt: str) -> Response:
+        """The gradebook as a file `grade batch` writes (`grader.server.exports`)."""
         with Session(service.engine) as db:
             found = signed_in(request, db)
             if found is None:
                 return to_login()
             if found[0].role != "staff":
                 raise ApiError(403, "this page is for course staff only.")
-            text = gradebook_csv(service.gradebook(db, name))
-        disposition = f'attachment; filename="{service.assignment(name).name}-gradebook.csv"'
-        return Response(text, media_type="text/csv", headers={"content-disposition": disposition})
+            rows = service.gradebook(db, name)
+        try:
+            file = export(service.assignment(name), rows, fmt)
+        except BadInput as error:
+            raise ApiError(404, str(error)) from None
+        disposition = f'attachment; filename="{file.name}"'
+        return Response(
+            file.data, media_type=file.media_type, headers={"content-disposition": disposition}
+        )
 
     @app.post("/staff/{name}/regrade", include_in_schema=False)
     def staff_regrade(request: Request, name: str, csrf: Annotated[str, Form()] = "") -> Response:

@@ -3,9 +3,7 @@ rules for who sees what (a submission as its viewer may see it, the gradebook, a
 submission with its rate limit and upload cap). No HTTP here beyond `ApiError`."""
 
 import asyncio
-import csv
 import datetime
-import io
 import json
 import time
 from collections.abc import Callable
@@ -23,7 +21,6 @@ from grader.executor import Executor
 from grader.fingerprint import grade_fingerprint
 from grader.journal import Journal
 from grader.runner import DEFAULT_SEED
-from grader.safetext import csv_cell
 from grader.server import storage
 from grader.server.db import Extension, Result, Submission, User, make_engine, now
 from grader.server.dispatch import Dispatcher
@@ -31,7 +28,6 @@ from grader.server.policy import Policy, load_policy, visible_report
 
 FINGERPRINT_TTL_S = 5.0
 HIDDEN_CHECK = "a hidden check"  # the running check, where the policy hides hidden ones
-GRADEBOOK_COLUMNS = ("student", "name", "section", "submission", "late_days", "raw", "score")
 
 
 @dataclass(frozen=True)
@@ -269,7 +265,8 @@ class Service:
 
     def gradebook(self, db: Session, name: str) -> list[dict[str, Any]]:
         """One row per student: the counting submission (last or best, by the policy),
-        its raw score, late days and the score with the late penalty applied."""
+        its raw score, late days and the score with the late penalty applied; with its
+        status, message and report (for the exports and the page's pass rates)."""
         spec = self.assignment(name)
         policy = self.policy(name)
         students = db.scalars(select(User).where(User.role == "student").order_by(User.login))
@@ -286,18 +283,24 @@ class Service:
             counted: dict[str, Any] | None = None
             for sub, res in latest.values():
                 late = policy.late_days(sub.created_at, extension)
-                final = round(res.score * policy.score_factor(late), 6)
+                factor = policy.score_factor(late)
+                final = round(res.score * factor, 6)
                 if counted is None or policy.counts == "last" or final > counted["score"]:
-                    counted = {
-                        "submission": sub.id,
-                        "late_days": late,
-                        "raw": res.score,
-                        "score": final,
-                        "checks": json.loads(res.report or "{}").get("tests", []),
-                    }
+                    counted = {"submission": sub.id, "late_days": late, "factor": factor}
+                    counted.update(raw=res.score, score=final, result=res)
+            if counted is not None:
+                result = counted.pop("result")
+                report = json.loads(result.report or "{}")
+                counted.update(
+                    status=result.status,
+                    message=result.message,
+                    report=report,
+                    checks=report.get("tests", []),
+                )
             row = {
                 "student": user.login,
                 "name": user.name,
+                "email": user.email,
                 "section": user.section,
                 "submission": None,
                 "late_days": None,
@@ -308,14 +311,3 @@ class Service:
             }
             rows.append(row | (counted or {}))
         return rows
-
-
-def gradebook_csv(rows: list[dict[str, Any]]) -> str:
-    """The gradebook as CSV, every cell safe for a spreadsheet."""
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
-    writer.writerow([*GRADEBOOK_COLUMNS, "max_score"])
-    for row in rows:
-        cells = [row[key] for key in (*GRADEBOOK_COLUMNS, "max_score")]
-        writer.writerow(["" if value is None else csv_cell(value) for value in cells])
-    return out.getvalue()
