@@ -25,6 +25,7 @@ from grader.refcache import ReferenceCache, caching
 from grader.runner import grade
 from grader.sandbox.codec import Channel
 from grader.sandbox.proxy import Sandbox, StudentException, SubmissionProxy
+from grader.server.leaderboard import figures
 
 BUDGET_S = 3
 GRACE_S = 3
@@ -89,6 +90,8 @@ def test_a_model_that_never_trains_gets_no_accuracy_points(tmp_path):
     assert checks["test_train_learns_the_labels_it_is_given"].status == "failed"
     assert checks["test_train_finishes_within_the_budget"].status == "passed"
     assert result.score == 10 + 5 + 10 + 5
+    # The service's leaderboard finds its three figures among the public checks' metrics.
+    assert set(figures(result.to_dict())) == {"accuracy", "training_s", "parameters"}
 
 
 ENDLESS = """\

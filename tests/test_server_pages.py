@@ -4,6 +4,7 @@ see the gradebook, pass rates and the histogram, and download the CSV and the LM
 
 from __future__ import annotations
 
+import json
 import shutil
 import signal
 from collections.abc import Iterator
@@ -11,11 +12,30 @@ from pathlib import Path
 
 import httpx
 import pytest
-from service_support import ROSTER, admin, build_course, start_server, tokens
+from service_support import ROSTER, add_assignment, admin, build_course, start_server, tokens
 
 sync_api = pytest.importorskip("playwright.sync_api")
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+# A leaderboard's figures, as assignment8's checks measure them (here from a toy model).
+BOARD = """
+import time
+
+import pytest
+
+@pytest.mark.points(10)
+def test_accuracy(student, metrics):
+    started = time.monotonic()
+    right = sum(student.double(x) == 2 * x for x in range(10))
+    metrics.update(
+        accuracy=right / 10,
+        training_s=round(time.monotonic() - started, 3),
+        parameters=len(student.weights()),
+    )
+    assert right == 10
+"""
+GOOD = "def double(x):\n    return x + x\n\ndef weights():\n    return [0.0] * 269322\n"
+HALF = "def double(x):\n    return x + x if x < 5 else 0\n\ndef weights():\n    return [0.0] * 50\n"
 HOSTILE = (
     "def double(x):\n    raise ValueError(\"<script>document.title='owned'</script><b>bold</b>\")\n"
 )
@@ -25,6 +45,7 @@ HOSTILE = (
 def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
     root = tmp_path_factory.mktemp("pages")
     course = build_course(root)
+    add_assignment(course, "board", "leaderboard = true", public=BOARD)  # in toy's [policy]
     (root / "roster.csv").write_text(ROSTER)
     data = root / "data"
     admin(data, None, "roster", "import", str(root / "roster.csv"))
@@ -125,3 +146,52 @@ def test_staff_see_the_gradebook_pass_rates_and_histogram_and_download_exports(s
     assert download.value.suggested_filename == "closed-canvas.csv"
     assert "Bob,,bob,,B,10" in Path(download.value.path()).read_text().splitlines()
     page.screenshot(path=str(site["root"] / "staff.png"), full_page=True)
+
+
+def test_the_leaderboard_ranks_by_accuracy_and_shows_only_chosen_names_escaped(site, tmp_path):
+    server, ann, bob = site["server"], site["tokens"]["ann"], site["tokens"]["bob"]
+    for token, source in ((ann, GOOD), (bob, HALF)):
+        with server.client(token) as client:
+            answer = client.post(
+                "/assignments/board/submissions", files=[("files", ("toy.py", source.encode()))]
+            ).json()
+        server.wait_for(token, answer["id"], ("graded",))
+    with server.client(bob) as client:
+        board = client.get("/assignments/board/leaderboard").json()
+        elsewhere = client.get("/assignments/closed/leaderboard")
+    rows = board["rows"]
+    assert [(r["rank"], r["name"], r["accuracy"], r["parameters"], r["you"]) for r in rows] == [
+        (1, "anonymous", 1.0, 269322, False),
+        (2, "anonymous", 0.5, 50, True),
+    ]
+    text = json.dumps(board)
+    assert not any(word in text for word in ("ann", "Ann", "bob", "Bob"))  # opt-in only
+    assert elsewhere.status_code == 404 and "no leaderboard" in elsewhere.json()["error"]
+
+    hostile = "<img src=x onerror=alert(1)><b>A</b>"
+    with server.client(ann) as client:
+        refused = [
+            client.put("/me/display-name", json={"display_name": name})
+            for name in ("x" * 41, "bell\x07", "bob", "Bob")  # too long, control, someone else
+        ]
+        chosen = client.put("/me/display-name", json={"display_name": hostile}).json()
+    assert [r.status_code for r in refused] == [400] * 4
+    assert "at most 40" in refused[0].json()["error"] and "taken" in refused[2].json()["error"]
+    assert chosen["display_name"] == hostile
+
+    page = _sign_in(site, bob)
+    page.goto(server.url + "/home")
+    page.click("a[href='/leaderboard/board']")
+    table = page.inner_text("#leaderboard")
+    assert hostile in table and "anonymous" in table  # ann's name as text, bob still anonymous
+    assert page.locator("#leaderboard img, #leaderboard b").count() == 0
+    page.fill("input[name=display_name]", "Bob the Builder")
+    page.click("#save-name")
+    page.wait_for_url("**/leaderboard/board")
+    mine = page.inner_text("#leaderboard tr.you")
+    assert "Bob the Builder" in mine and "50.00%" in mine and "50" in mine
+    page.screenshot(path=str(site["root"] / "leaderboard.png"), full_page=True)
+    page.fill("input[name=display_name]", "")
+    page.click("#save-name")
+    page.wait_for_url("**/leaderboard/board")
+    assert "Bob the Builder" not in page.inner_text("#leaderboard")  # anonymous again

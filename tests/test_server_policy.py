@@ -97,6 +97,7 @@ def test_visibility_switches_at_the_students_own_deadline():
         ({"counts": "first"}, "counts must be one of"),
         ({"late_penalty": 0.1}, "unknown policy key 'late_penalty'"),
         ({"max_upload_mb": 500}, "max_upload_mb must be in"),
+        ({"leaderboard": "yes"}, "leaderboard must be true or false"),
     ],
 )
 def test_a_bad_policy_names_its_key(table, words):

@@ -1,4 +1,4 @@
-"""People: the roster import, staff accounts, API tokens and extensions.
+"""People: the roster import, staff accounts, API tokens, extensions and display names.
 
 A token is 32 random bytes (URL-safe text); only its SHA-256 is stored, so a stolen database
 holds no usable token. Resetting a token revokes the old one at once. Roster files are CSV
@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 from grader.errors import BadInput
 from grader.safetext import csv_cell, one_line
 from grader.server.db import Extension, User
+from grader.server.leaderboard import clean_display_name
 
 TOKEN_PREFIX = "dlg_"
 ROSTER_COLUMNS = ("id", "name", "email", "section")
@@ -153,6 +154,19 @@ def extend(session: Session, login: str, assignment: str, days: float) -> None:
     else:
         extension.days = days
     session.commit()
+
+
+def set_display_name(session: Session, login: str, name: str | None) -> str | None:
+    """Set (or, with None or "", clear) what leaderboards show of `login`; it may not be
+    anyone else's id, name or display name. Returns the name as stored."""
+    user = find_user(session, login)
+    others = session.execute(
+        select(User.login, User.name, User.display_name).where(User.id != user.id)
+    ).all()
+    taken = {value.casefold() for row in others for value in row if value}
+    user.display_name = clean_display_name(name, taken)
+    session.commit()
+    return user.display_name
 
 
 def write_tokens(path: Path, issued: list[Issued]) -> None:

@@ -16,7 +16,7 @@ import secrets
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
-from fastapi import Depends, FastAPI, File, Request, UploadFile
+from fastapi import Body, Depends, FastAPI, File, Request, UploadFile
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
@@ -199,9 +199,27 @@ def _install_routes(app: FastAPI, service: Service) -> None:
     def health() -> dict[str, str]:
         return {"status": "ok", "version": __version__}
 
+    def about(user: User) -> dict[str, str | None]:
+        return {
+            "id": user.login,
+            "name": user.name,
+            "role": user.role,
+            "section": user.section,
+            "display_name": user.display_name,
+        }
+
     @app.get(f"{API}/me")
-    def me(user: Me) -> dict[str, str]:
-        return {"id": user.login, "name": user.name, "role": user.role, "section": user.section}
+    def me(user: Me) -> dict[str, str | None]:
+        return about(user)
+
+    @app.put(f"{API}/me/display-name")
+    def display_name(
+        user: Me, display_name: Annotated[str | None, Body(embed=True)] = None
+    ) -> dict[str, str | None]:
+        """What leaderboards show of you (opt-in); null or "" makes you anonymous again."""
+        with db() as session:
+            user.display_name = accounts.set_display_name(session, user.login, display_name)
+        return about(user)
 
     def db() -> Session:
         """A session for one request, opened in its handler's body and closed before the
@@ -226,6 +244,11 @@ def _install_routes(app: FastAPI, service: Service) -> None:
         uploads = [(f.filename or "", f.file) for f in files]
         with db() as session:
             return service.describe(session, service.submit(session, user, name, uploads), user)
+
+    @app.get(f"{API}/assignments/{{name}}/leaderboard")
+    def leaderboard(name: str, user: Me) -> dict[str, Any]:
+        with db() as session:
+            return service.leaderboard(session, name, user)
 
     @app.get(f"{API}/submissions")
     def history(user: Me, assignment: str | None = None) -> list[dict[str, Any]]:

@@ -59,7 +59,8 @@ class Base(DeclarativeBase):
 
 class User(Base):
     """A student (from the roster) or a member of staff; `token_hash` is the SHA-256 of their
-    API token (the token itself is never stored)."""
+    API token (the token itself is never stored); `display_name` is what leaderboards show
+    of them, set by themselves (none: "anonymous")."""
 
     __tablename__ = "users"
 
@@ -70,6 +71,7 @@ class User(Base):
     section: Mapped[str] = mapped_column(String(100), default="")
     role: Mapped[str] = mapped_column(String(20), default="student")
     token_hash: Mapped[str | None] = mapped_column(String(64), unique=True, nullable=True)
+    display_name: Mapped[str | None] = mapped_column(String(40), nullable=True)
     created_at: Mapped[datetime.datetime] = mapped_column(UTCDateTime, default=now)
 
 

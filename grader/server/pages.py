@@ -1,5 +1,6 @@
 """Server-rendered web pages: sign in with a token, upload, see one's submissions and
-reports; staff see the gradebook, per-check pass rates and a score histogram.
+reports, see a leaderboard and choose one's display name on it; staff see the gradebook,
+per-check pass rates and a score histogram.
 
 Templates are Jinja2 with autoescaping on, so a submission's text (messages, names) is
 shown as text, never markup. The session cookie holds the token (HttpOnly, SameSite=Strict,
@@ -168,6 +169,48 @@ def install_pages(app: FastAPI, service: Service) -> None:
             user, token = found
             answer = service.describe(db, service.own_submission(db, user, submission_id), user)
             return _page("submission.html", user=user, csrf=csrf_token(token), s=answer)
+
+    @app.get("/leaderboard/{name}", include_in_schema=False)
+    def leaderboard_page(request: Request, name: str) -> Response:
+        with Session(service.engine) as db:
+            found = signed_in(request, db)
+            if found is None:
+                return to_login()
+            user, token = found
+            board = service.leaderboard(db, name, user)
+            return _page(
+                "leaderboard.html",
+                user=user,
+                csrf=csrf_token(token),
+                board=board,
+            )
+
+    @app.post("/leaderboard/{name}/display-name", include_in_schema=False)
+    def set_display_name(
+        request: Request,
+        name: str,
+        display_name: Annotated[str, Form()] = "",
+        csrf: Annotated[str, Form()] = "",
+    ) -> Response:
+        with Session(service.engine) as db:
+            found = signed_in(request, db)
+            if found is None:
+                return to_login()
+            user, token = found
+            check_csrf(token, csrf)
+            board = service.leaderboard(db, name, user)  # a board that exists
+            try:
+                accounts.set_display_name(db, user.login, display_name)
+            except BadInput as error:
+                return _page(
+                    "leaderboard.html",
+                    status=400,
+                    user=user,
+                    csrf=csrf_token(token),
+                    board=board,
+                    error=str(error),
+                )
+        return RedirectResponse(f"/leaderboard/{board['assignment']}", status_code=303)
 
     @app.get("/staff/{name}", include_in_schema=False)
     def staff_page(request: Request, name: str) -> Response:

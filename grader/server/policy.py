@@ -1,5 +1,6 @@
 """Per-assignment policy: the due date, late penalty, which submission counts, the rate
-limit, the upload cap, and what students see of hidden checks before and after the due date.
+limit, the upload cap, what students see of hidden checks before and after the due date,
+and whether the assignment has a leaderboard.
 
 Read from the `[policy]` table of `assignment.toml`; a course may override any key in
 `COURSE/policy.toml` under a table named for the assignment (`[assignment3]`). Every key is
@@ -36,6 +37,7 @@ class Policy:
     max_upload_bytes: int = MAX_EXTRACTED_BYTES
     hidden_before_due: str = "score"
     hidden_after_due: str = "full"
+    leaderboard: bool = False
 
     def deadline(self, extension_days: float = 0.0) -> datetime.datetime | None:
         return None if self.due is None else self.due + extension_days * DAY
@@ -87,6 +89,7 @@ def policy_from_mapping(data: dict[str, Any]) -> Policy:
         "max_upload_mb",
         "hidden_before_due",
         "hidden_after_due",
+        "leaderboard",
     }
     unknown = sorted(set(data) - known)
     if unknown:
@@ -94,6 +97,8 @@ def policy_from_mapping(data: dict[str, Any]) -> Policy:
     for key in ("hidden_before_due", "hidden_after_due"):
         if data.get(key, "full") not in VISIBILITY:
             raise ValueError(f"{key} must be one of {', '.join(VISIBILITY)}")
+    if not isinstance(data.get("leaderboard", False), bool):
+        raise ValueError("leaderboard must be true or false")
     if data.get("counts", "last") not in COUNTS:
         raise ValueError(f"counts must be one of {', '.join(COUNTS)}")
     per_hour = data.get("submissions_per_hour")
@@ -110,6 +115,7 @@ def policy_from_mapping(data: dict[str, Any]) -> Policy:
         max_upload_bytes=int(upload_mb * (1 << 20)),
         hidden_before_due=str(data.get("hidden_before_due", "score")),
         hidden_after_due=str(data.get("hidden_after_due", "full")),
+        leaderboard=bool(data.get("leaderboard", False)),
     )
 
 

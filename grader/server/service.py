@@ -24,6 +24,7 @@ from grader.runner import DEFAULT_SEED
 from grader.server import storage
 from grader.server.db import Extension, Result, Submission, User, make_engine, now
 from grader.server.dispatch import Dispatcher
+from grader.server.leaderboard import ranked
 from grader.server.policy import Policy, load_policy, visible_report
 
 FINGERPRINT_TTL_S = 5.0
@@ -117,6 +118,7 @@ class Service:
             "max_late_days": policy.max_late_days,
             "submissions_per_hour": policy.submissions_per_hour,
             "max_upload_mb": policy.max_upload_bytes / (1 << 20),
+            "leaderboard": policy.leaderboard,
         }
 
     def own_submission(self, db: Session, user: User, submission_id: int) -> Submission:
@@ -262,6 +264,15 @@ class Service:
         db.commit()
         self.dispatcher.notify(name)
         return len(rows)
+
+    def leaderboard(self, db: Session, name: str, viewer: User) -> dict[str, Any]:
+        """The assignment's leaderboard (`grader.server.leaderboard`), if its policy has one."""
+        spec = self.assignment(name)
+        if not self.policy(name).leaderboard:
+            raise ApiError(404, f"{spec.name} has no leaderboard.")
+        names = dict(db.execute(select(User.login, User.display_name)).tuples().all())
+        rows = ranked(self.gradebook(db, name), names, viewer.login)
+        return {"assignment": spec.name, "title": spec.title, "rows": rows}
 
     def gradebook(self, db: Session, name: str) -> list[dict[str, Any]]:
         """One row per student: the counting submission (last or best, by the policy),
