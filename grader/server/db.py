@@ -91,7 +91,8 @@ class Submission(Base):
     """One upload. `status`: queued, running, graded, rejected, error, timeout or crashed;
     its files are in DATA/submissions/<folder>/, written before the row is committed.
     While it runs, `running_check` names the check in progress (`running_hidden`: whether
-    that check is hidden, so a student sees its name only as the policy allows)."""
+    that check is hidden, so a student sees its name only as the policy allows) and
+    `claimed_by` the dispatcher grading it (`grader.server.claims`)."""
 
     __tablename__ = "submissions"
 
@@ -106,6 +107,7 @@ class Submission(Base):
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     running_check: Mapped[str | None] = mapped_column(String(200), nullable=True)
     running_hidden: Mapped[bool | None] = mapped_column(Boolean, nullable=True)
+    claimed_by: Mapped[int | None] = mapped_column(Integer, nullable=True)
 
 
 class Result(Base):

@@ -6,9 +6,11 @@ processes that import torch once, fork each sandboxed worker from a template, sh
 reference cache), or with `grade serve --cluster` a Ray cluster's nodes (`grader.cluster`,
 the same sandbox on each). A submission is claimed (`running`) as it is handed
 to a process; its result row and its final status are committed in one transaction, once
-per (submission, grade fingerprint). At start, submissions left `running` by a server that
-died are queued again; the grade's journal lets the checks it had finished stand. Stopping
-(SIGTERM) claims nothing new and lets the grades in progress finish.
+per (submission, grade fingerprint). Submissions left `running` by a server that died are
+queued again (`grader.server.claims`: at start, and on PostgreSQL, where several servers may
+share the queue, while serving too); the grade's journal lets the checks it had finished
+stand. On PostgreSQL the dispatcher also looks every `WATCH_S` for work that other servers
+received. Stopping (SIGTERM) claims nothing new and lets the grades in progress finish.
 
 The web process never imports a submission: only the pool's processes (or the nodes') grade.
 """
@@ -20,6 +22,7 @@ import json
 import logging
 import os
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -35,10 +38,12 @@ from grader.fingerprint import grade_fingerprint
 from grader.pool import Job, Student, WorkerConfig
 from grader.runner import DEFAULT_SEED
 from grader.safetext import one_line
+from grader.server.claims import SWEEP_S, Claims
 from grader.server.db import Result, Submission
 
 log = logging.getLogger("grader.server")
 KEEP_WARM_S = 300.0
+WATCH_S = 2.0
 
 
 def fingerprint_key(course: Course, assignment: str, device: str) -> str:
@@ -61,22 +66,6 @@ def placed(reply: dict[str, Any], placement: Placement) -> dict[str, Any]:
     notes = list(report.get("notes", []))
     report["notes"] = notes + [note for note in placement.notes if note not in notes]
     return {**reply, "report": report}
-
-
-def requeue_interrupted(engine: Engine, assignment: str | None = None) -> int:
-    """Queue again what a server that died was grading (of one assignment, or all); how
-    many there were."""
-    where = [Submission.status == "running"]
-    if assignment is not None:
-        where.append(Submission.assignment == assignment)
-    with Session(engine) as session:
-        result = session.execute(
-            update(Submission)
-            .where(*where)
-            .values(status="queued", running_check=None, running_hidden=None)
-        )
-        session.commit()
-        return result.rowcount or 0
 
 
 class Dispatcher:
@@ -104,18 +93,43 @@ class Dispatcher:
         self.threads: dict[str, threading.Thread] = {}
         self.wakeups: dict[str, threading.Event] = {}
         self.stopping = threading.Event()
+        self.claims = Claims(engine)
+        self.watcher: threading.Thread | None = None
 
     def start(self) -> None:
         """Requeue interrupted grades and start grading everything queued."""
-        requeued = requeue_interrupted(self.engine)
+        self.claims.hold()
+        self._requeue_orphans()
+        self._notify_queued()
+        if self.claims.shared:
+            self.watcher = threading.Thread(target=self._watch, name="watch-queue", daemon=True)
+            self.watcher.start()
+
+    def _requeue_orphans(self) -> None:
+        requeued = self.claims.requeue_orphans()
         if requeued:
             log.warning("requeued %d submission(s) interrupted by a stop", requeued)
+
+    def _notify_queued(self) -> None:
         with Session(self.engine) as session:
             names = session.scalars(
                 select(Submission.assignment).where(Submission.status == "queued").distinct()
             ).all()
         for name in names:
             self.notify(name)
+
+    def _watch(self) -> None:
+        """Several servers on one queue: take up work the others received, and requeue the
+        claims of servers that died."""
+        swept = time.monotonic()
+        while not self.stopping.wait(WATCH_S):
+            try:
+                if time.monotonic() - swept >= SWEEP_S:
+                    swept = time.monotonic()
+                    self._requeue_orphans()
+                self._notify_queued()
+            except Exception:
+                log.exception("watching the queue failed; trying again")
 
     def notify(self, assignment: str) -> None:
         """New work for `assignment`: wake its pool, or start one."""
@@ -143,6 +157,9 @@ class Dispatcher:
                 event.set()
         for thread in threads:
             thread.join(timeout_s)
+        if self.watcher is not None:
+            self.watcher.join(timeout_s)
+        self.claims.release()
 
     # -- one assignment's pool -----------------------------------------------------------------
 
@@ -156,7 +173,7 @@ class Dispatcher:
                         return
         except Exception:
             log.exception("grading %s stopped; its submissions wait for the next one", assignment)
-            requeue_interrupted(self.engine, assignment)
+            self.claims.requeue_own(assignment)
             with self.lock:
                 self.threads.pop(assignment, None)
 
@@ -227,19 +244,7 @@ class Dispatcher:
         return jobs
 
     def _claim(self, assignment: str, count: int) -> list[tuple[int, str]]:
-        with Session(self.engine) as session:
-            rows = session.scalars(
-                select(Submission)
-                .where(Submission.assignment == assignment, Submission.status == "queued")
-                .order_by(Submission.id)
-                .limit(count)
-            ).all()
-            for row in rows:
-                row.status = "running"
-                row.attempts += 1
-                row.running_check = row.running_hidden = None
-            claimed = [(row.id, row.folder) for row in rows]
-            session.commit()
+        claimed = self.claims.claim(assignment, count)
         for submission_id, _ in claimed:
             self._changed(submission_id)
         return claimed

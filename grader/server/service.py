@@ -28,6 +28,7 @@ from grader.server.leaderboard import ranked
 from grader.server.policy import Policy, load_policy, visible_report
 
 FINGERPRINT_TTL_S = 5.0
+RECHECK_S = 2.0
 HIDDEN_CHECK = "a hidden check"  # the running check, where the policy hides hidden ones
 
 
@@ -65,6 +66,9 @@ class Service:
             on_change=self._changed,
             executor=settings.executor,
         )
+        # Several servers may share a PostgreSQL queue: a waiting request reads again this
+        # often, since another server's grading wakes no waiter here.
+        self.recheck_s = RECHECK_S if self.dispatcher.claims.shared else None
         self.loop: asyncio.AbstractEventLoop | None = None
         self._waiters: dict[int, asyncio.Event] = {}
         self._fingerprints: dict[str, tuple[float, dict[str, str]]] = {}
