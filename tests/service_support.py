@@ -219,3 +219,24 @@ def start_server(
         except httpx.HTTPError:
             assert process.poll() is None, (data.parent / f"{data.name}.log").read_text()
             time.sleep(0.1)
+
+
+def results(data: Path, db: str | None = None) -> dict[int, tuple[str, int, int]]:
+    """Per submission: its status, its attempts and how many result rows it has (read from
+    the database, SQLite in `data` unless `db` names one)."""
+    from sqlalchemy import text
+
+    from grader.server.db import database_url, make_engine
+
+    engine = make_engine(database_url(db, data))
+    try:
+        with engine.connect() as connection:
+            rows = connection.execute(
+                text(
+                    "SELECT s.id, s.status, s.attempts, COUNT(r.id) FROM submissions s "
+                    "LEFT JOIN results r ON r.submission_id = s.id GROUP BY s.id"
+                )
+            ).all()
+    finally:
+        engine.dispose()
+    return {row[0]: tuple(row[1:]) for row in rows}

@@ -16,8 +16,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 from ray_support import RAY_GROUP, add_node, killed_once_it_grades, node_ids, outlived
-from service_support import ROSTER, admin, build_course, start_server, tokens
-from test_server_recovery import _results as results
+from service_support import ROSTER, admin, build_course, results, start_server, tokens
 
 from grader.cli import cli
 from grader.cluster import INSTALL
