@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 from grader.errors import BadInput
 from grader.safetext import csv_cell, one_line
 from grader.server.db import Extension, User
-from grader.server.leaderboard import clean_display_name
+from grader.server.leaderboard import clean_display_name, display_key
 
 TOKEN_PREFIX = "dlg_"
 ROSTER_COLUMNS = ("id", "name", "email", "section")
@@ -163,7 +163,7 @@ def set_display_name(session: Session, login: str, name: str | None) -> str | No
     others = session.execute(
         select(User.login, User.name, User.display_name).where(User.id != user.id)
     ).all()
-    taken = {value.casefold() for row in others for value in row if value}
+    taken = {display_key(value) for row in others for value in row if value}
     user.display_name = clean_display_name(name, taken)
     session.commit()
     return user.display_name

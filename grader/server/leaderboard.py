@@ -7,11 +7,14 @@ logits it scored against labels the worker never saw, time it measured, paramete
 counted in the arrays it received); only public checks' metrics are used, so a hidden
 check's figures stay hidden. A student appears under the display name they chose, else as
 "anonymous": never their name or id. Display names are student text: bounded, printable,
-and escaped by whatever shows them.
+and escaped by whatever shows them. Since they name people, they are also compared as they
+look (`display_key`), so that invisible characters, full-width forms, combining marks or
+Cyrillic and Greek look-alikes cannot make one that reads as someone else's.
 """
 
 from __future__ import annotations
 
+import unicodedata
 from typing import Any
 
 from grader.errors import BadInput
@@ -20,6 +23,17 @@ from grader.safetext import one_line, printable
 METRICS = ("accuracy", "training_s", "parameters")
 ANONYMOUS = "anonymous"
 MAX_DISPLAY_NAME = 40
+# Characters that draw nothing but are letters or symbols to Unicode (so no category says so).
+_BLANKS = frozenset("\u115f\u1160\u2800\u3164\uffa0")
+# Invisible or unassigned: format characters (soft hyphen, bidi marks, tags, ...), controls,
+# surrogates, private use, unassigned, line and paragraph separators.
+_HIDDEN_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"})
+# Cyrillic and Greek letters drawn like Latin ones (after case folding), from Unicode's
+# confusables list (the common ones; a name in another script is compared as it is).
+_LOOKALIKES = str.maketrans(
+    "аαьβсԁеεһіιїјкκӏոηоοσрρԛѕтτυνѵԝхχуγм",
+    "aabbcdeehiiijkklnnoooppqsttuvvwxxyym",
+)
 
 
 def figures(report: dict[str, Any]) -> dict[str, float]:
@@ -66,17 +80,35 @@ def ranked(
     return [{"rank": rank, **entry} for rank, entry in enumerate(entries, start=1)]
 
 
+def display_key(text: str) -> str:
+    """What `text` looks like, for telling names apart: compatibility forms folded
+    (full-width letters), combining marks and invisible characters dropped, case folded,
+    Cyrillic and Greek look-alikes read as the Latin letters they resemble, spaces collapsed."""
+    decomposed = unicodedata.normalize("NFKD", text)
+    kept = "".join(
+        c
+        for c in decomposed
+        if unicodedata.category(c) not in _HIDDEN_CATEGORIES | {"Mn", "Me"} and c not in _BLANKS
+    )
+    return " ".join(kept.casefold().translate(_LOOKALIKES).split())
+
+
 def clean_display_name(name: str | None, taken: set[str]) -> str | None:
     """A display name as stored (None: anonymous), or BadInput saying what to change.
-    `taken`: the names and ids of everyone else and their display names, folded, which a
+    `taken`: the `display_key` of everyone else's name, id and display name, which a
     display name may not borrow."""
     if name is None or not name.strip():
         return None
-    name = " ".join(name.split())
-    if printable(name) != name:
-        raise BadInput("a display name may hold no control characters.")
+    name = " ".join(unicodedata.normalize("NFKC", name).split())
+    if printable(name) != name or any(
+        unicodedata.category(c) in _HIDDEN_CATEGORIES or c in _BLANKS for c in name
+    ):
+        raise BadInput("a display name may hold no control or invisible characters.")
     if len(name) > MAX_DISPLAY_NAME:
         raise BadInput(f"a display name has at most {MAX_DISPLAY_NAME} characters.")
-    if name.casefold() in taken or name.casefold() == ANONYMOUS:
+    key = display_key(name)
+    if not key:
+        raise BadInput("a display name needs a visible letter or digit.")
+    if key in taken or key == ANONYMOUS:
         raise BadInput(f"{one_line(name)!r} is taken; choose another display name.")
     return name
