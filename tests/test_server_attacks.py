@@ -63,6 +63,20 @@ def _api(site: dict, who: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {site['tokens'][who]}"}
 
 
+def test_asking_about_submissions_one_cannot_see_leaves_nothing_behind(site):
+    """Each long poll of an id kept an event for it until that submission changed: asking
+    about ids that do not exist (or are another's, or finished) grew the server without
+    bound."""
+    waiters = site["service"]._waiters
+    before = len(waiters)
+    for submission_id in range(10_000, 10_050):
+        answer = site["client"].get(
+            f"/api/v1/submissions/{submission_id}?wait=0.01", headers=_api(site, "bob")
+        )
+        assert answer.status_code == 404
+    assert len(waiters) == before
+
+
 @pytest.mark.parametrize(
     "disguise",
     [

@@ -278,9 +278,14 @@ def _install_routes(app: FastAPI, service: Service) -> None:
 
         loop = asyncio.get_running_loop()
         deadline = loop.time() + min(max(wait, 0.0), MAX_WAIT_S)
-        event = service.waiter(submission_id)
+        # Read before waiting: a waiter is kept only for a submission this account may see
+        # that can still change (one for every id anyone asks about would never be freed).
         answer = await run_in_threadpool(read)
+        if answer["status"] not in WAITING or wait <= 0:
+            return answer
         first = seen or answer["progress"]
+        event = service.waiter(submission_id)
+        answer = await run_in_threadpool(read)  # a change before the waiter existed ends it
         while answer["progress"] == first and answer["status"] in WAITING:
             remaining = deadline - loop.time()
             if remaining <= 0:
