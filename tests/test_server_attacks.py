@@ -116,3 +116,26 @@ def test_display_names_keep_other_scripts_and_accents_as_written():
     assert display_key("Zoë") == display_key("zoe")
     with pytest.raises(BadInput, match="visible"):
         clean_display_name("\u0301\u0301", set())
+
+
+def test_a_sign_in_sent_from_another_site_is_refused(site):
+    """Login CSRF: another site's page posting eve's token to /login signed its visitor in
+    as eve, whose account then received the visitor's uploads."""
+    client = site["client"]
+    client.cookies.clear()
+    token = site["tokens"]["bob"]
+    for where in ("cross-site", "same-site"):
+        answer = client.post(
+            "/login",
+            data={"token": token},
+            headers={"Sec-Fetch-Site": where},
+            follow_redirects=False,
+        )
+        assert answer.status_code == 403 and "set-cookie" not in answer.headers
+    for where in ("same-origin", "none", None):
+        headers = {"Sec-Fetch-Site": where} if where else {}
+        answer = client.post(
+            "/login", data={"token": token}, headers=headers, follow_redirects=False
+        )
+        assert answer.status_code == 303 and "dlg_session=" in answer.headers["set-cookie"]
+    client.cookies.clear()

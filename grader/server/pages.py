@@ -5,7 +5,8 @@ per-check pass rates and a score histogram.
 Templates are Jinja2 with autoescaping on, so a submission's text (messages, names) is
 shown as text, never markup. The session cookie holds the token (HttpOnly, SameSite=Strict,
 Secure behind HTTPS); every form carries a CSRF token derived from the session, checked on
-each POST.
+each POST, and the sign-in form, which has no session yet, refuses a request the browser
+says another site sent (`Sec-Fetch-Site`).
 """
 
 import hashlib
@@ -92,6 +93,10 @@ def install_pages(app: FastAPI, service: Service) -> None:
 
     @app.post("/login", include_in_schema=False)
     def login(request: Request, token: Annotated[str, Form()] = "") -> Response:
+        # No session yet, so no CSRF token: refuse a sign-in another site's page sends (it
+        # would sign a student in as someone else, whose account then gets their uploads).
+        if request.headers.get("sec-fetch-site", "same-origin") not in ("same-origin", "none"):
+            raise ApiError(403, "sign in from this site's own sign-in page.")
         with Session(service.engine) as db:
             user = accounts.find_by_token(db, token.strip())
         if user is None:
