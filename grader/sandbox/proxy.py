@@ -549,10 +549,10 @@ class Sandbox:
             os.killpg(process.pid, signal.SIGKILL)
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.kill(process.pid, signal.SIGKILL)  # a fork may not have its own group yet
-        code = process.wait()
-        if self._joiner is not None:  # it writes to the channel: done before that closes
-            self._joiner.join()
+        if self._joiner is not None:  # before the pid can be reaped (and reused), and before
+            self._joiner.join()  # the channel it writes to closes
             self._joiner = None
+        code = process.wait()
         if self._group is not None:
             self._out_of_memory = self._group.out_of_memory()
             self._group.remove()
