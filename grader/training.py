@@ -28,7 +28,7 @@ import numpy as np
 from grader.compare import as_array, expect, fail
 from grader.data.mnist import load_mnist
 from grader.errors import GraderError
-from grader.sandbox.proxy import RemoteObject, StudentError
+from grader.sandbox.proxy import RemoteObject, StudentError, WorkerTimeout
 
 DEVICES = ("cuda", "cpu")
 DATA_KINDS = ("full", "sample")
@@ -132,7 +132,8 @@ class BudgetExceeded(StudentError):
 class TrainingRun:
     """What one call of the student's `train` did, as this process saw it.
 
-    `seconds` is this process's clock; `parameters` and `changed` come from the parameter
+    `seconds` is this process's clock, from the call of `train` until the held-out outputs
+    (when asked for) were received; `parameters` and `changed` come from the parameter
     arrays received. `stopped` and `devices` are the worker's statements: `stopped` can only
     cost the submission points (a run the alarm stopped took longer than its budget on
     this clock too), and where the worker keeps its tensors cannot be observed from here.
@@ -145,10 +146,14 @@ class TrainingRun:
     parameters: int
     changed: float
     devices: tuple[str, ...]
+    held_out: Any = None  # the outputs for the held-out images (or the error asking for them)
 
     @property
     def within_budget(self) -> bool:
-        return not self.stopped and self.seconds <= self.budget_s
+        """Trained in time, and usable in time: held-out outputs that did not come within
+        the call's limit mean training went on past it."""
+        late = isinstance(self.held_out, WorkerTimeout)
+        return not self.stopped and not late and self.seconds <= self.budget_s
 
 
 def describe_device(device: str) -> str:
@@ -180,8 +185,15 @@ def train(
     device: str,
     budget_s: float,
     seed: int,
+    held_out: np.ndarray | None = None,
 ) -> TrainingRun:
-    """Build a fresh model and train it in the worker on (images, labels) within `budget_s`."""
+    """Build a fresh model and train it in the worker on (images, labels) within `budget_s`.
+
+    With `held_out` images, the model's outputs for them are asked for as soon as `train`
+    returns, and the clock stops only when they are in: work a submission puts off until
+    its model is used (training inside the first `forward` on many images) is training
+    time too, and the outputs the accuracy is computed from are the ones that clock saw.
+    """
     student.harness(
         "prepare",
         seed,
@@ -197,6 +209,12 @@ def train(
     )
     started = time.monotonic()
     outcome = student.harness("fit", student, model, data, device, budget_s, label=FIT_LABEL)
+    outputs: Any = None
+    if held_out is not None:
+        try:
+            outputs = student.harness("logits", model, held_out, device, label="model(x)")
+        except StudentError as error:  # the accuracy check reports it; the others go on
+            outputs = error
     seconds = time.monotonic() - started
     after = _parameters(student, model)
     facts = student.harness("describe", model, label="inspecting the trained model")
@@ -208,6 +226,7 @@ def train(
         parameters=sum(a.size for a in after),
         changed=_changed(before, after),
         devices=tuple(str(d) for d in facts.get("devices", ())) if isinstance(facts, dict) else (),
+        held_out=outputs,
     )
 
 
@@ -234,10 +253,13 @@ def _parameters(student: Any, model: RemoteObject) -> list[np.ndarray]:
 
 def logits(student: Any, model: RemoteObject, images: np.ndarray, device: str) -> np.ndarray:
     """The model's outputs for `images` (eval mode, no gradients), checked to be (N, 10) finite."""
-    out = as_array(
-        student.harness("logits", model, images, device, label="model(x)"), name="model(x)"
+    return _checked_logits(
+        student.harness("logits", model, images, device, label="model(x)"), len(images)
     )
-    n = len(images)
+
+
+def _checked_logits(outputs: Any, n: int) -> np.ndarray:
+    out = as_array(outputs, name="model(x)")
     expect(
         out.shape == (n, 10),
         f"model(x) for x of shape ({n}, 1, 28, 28) returned shape {out.shape}; expected ({n}, 10).",
@@ -257,6 +279,17 @@ def accuracy(
 ) -> float:
     """Held-out accuracy: the worker sees the images only; labels stay in this process."""
     predictions = logits(student, model, images, device).argmax(axis=1)
+    return float(np.mean(predictions == labels))
+
+
+def held_out_accuracy(run: TrainingRun, labels: np.ndarray) -> float:
+    """Accuracy of the outputs `train` timed (`train(..., held_out=images)`) against `labels`,
+    which never left this process."""
+    if isinstance(run.held_out, Exception):
+        raise run.held_out
+    if run.held_out is None:
+        raise GraderError("held_out_accuracy needs a run trained with held_out images")
+    predictions = _checked_logits(run.held_out, len(labels)).argmax(axis=1)
     return float(np.mean(predictions == labels))
 
 
