@@ -8,7 +8,10 @@ that a machine's changing load hits both alike, and prints each one's median and
 ratio. Each round is a new process per checkout that imports the grader once and grades
 `--repeats` times; the reference cache is warmed first, so the figures are what a student's
 repeated `grade` costs. Each checkout grades with its own course and fixtures (the checks
-change with the grader).
+change with the grader), or, with `--same-checks`, both grade the baseline's course and
+fixtures, so that the ratio is the grader's own cost (sandbox, wire, plugin) alone; that
+needs checks the two graders both run (the baseline's must not rely on what this one
+dropped).
 """
 
 from __future__ import annotations
@@ -48,9 +51,11 @@ print(json.dumps(times))
 DEFAULT = "assignment1,assignment2,assignment3,assignment4,assignment5,assignment6,assignment7"
 
 
-def one_round(tree: Path, names: str, repeats: int, data: str) -> dict[str, list[float]]:
+def one_round(
+    tree: Path, course: Path, names: str, repeats: int, data: str
+) -> dict[str, list[float]]:
     done = subprocess.run(
-        [sys.executable, "-c", ROUND, str(tree), str(tree), str(repeats), names],
+        [sys.executable, "-c", ROUND, str(tree), str(course), str(repeats), names],
         capture_output=True, text=True, check=True, cwd=tree,
         env={"PATH": "/usr/bin:/bin", "DL_GRADER_DATA": data, "HOME": data},
     )  # fmt: skip
@@ -63,15 +68,23 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--assignments", default=DEFAULT)
+    parser.add_argument(
+        "--same-checks", action="store_true", help="both grade the baseline's course"
+    )
     args = parser.parse_args()
     trees = {"this": ROOT, "baseline": args.baseline.resolve()}
+    courses = {label: trees["baseline" if args.same_checks else label] for label in trees}
     samples: dict[str, dict[str, list[float]]] = {label: {} for label in trees}
     with tempfile.TemporaryDirectory() as data:
         for _ in range(args.rounds):
             for label, tree in trees.items():
-                for name, spent in one_round(tree, args.assignments, args.repeats, data).items():
+                graded = one_round(tree, courses[label], args.assignments, args.repeats, data)
+                for name, spent in graded.items():
                     samples[label].setdefault(name, []).extend(spent)
-    table = Table(title="grade, correct fixture, fresh workers, warm reference cache (median)")
+    checks = "the baseline's checks" if args.same_checks else "each its own checks"
+    table = Table(
+        title=f"grade, correct fixture, fresh workers, warm reference cache, {checks} (median)"
+    )
     for column in ("assignment", "this checkout", "baseline", "ratio"):
         table.add_column(column, justify="right" if column != "assignment" else "left")
     for name in args.assignments.split(","):
