@@ -127,6 +127,7 @@ def in_process_grade(assignment, submission: Path, device: str) -> list[str]:
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     module.errstate = np.errstate
+    module.inplace = lambda *objects: contextlib.nullcontext()  # changes land directly here
     plugin = InProcessPlugin(
         assignment,
         Sandbox(submission, assignment.module, assignment.limits),
