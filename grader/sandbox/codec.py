@@ -114,36 +114,33 @@ class Encoder:
     def encode(self, value: Any, depth: int = 0) -> Any:
         if depth > MAX_DEPTH:
             raise ValueError("value nested too deeply")
-        if value is None or type(value) in (bool, str):
+        kind = type(value)  # the plain types first, by exact type: this runs for every value
+        if kind is str or kind is int or kind is bool or value is None:
             return value
-        if type(value) is int:
-            return value
-        if type(value) is float:
+        if kind is float:
             return value if math.isfinite(value) else {"$f": repr(value)}
+        if kind is np.ndarray:
+            return self._array_node(value)
+        if kind is dict:
+            return self._dict(value, depth)
+        if kind is tuple:
+            return {"$t": [self.encode(v, depth + 1) for v in value]}
+        if kind is list:
+            return self._list(value, depth)
+        return self._other(value, depth)
+
+    def _other(self, value: Any, depth: int) -> Any:
+        """Everything but the plain types: tagged values, subclasses, handles, callables."""
         if isinstance(value, Ref):
             return {"$r": value.id}
         if isinstance(value, np.ndarray):
-            return self._tracked(value, lambda: self._array("$a", value))
+            return self._array_node(value)
         if isinstance(value, np.generic):
             return self._array("$s", np.asarray(value))
         if isinstance(value, np.random.Generator):
             return {"$g": self.encode(value.bit_generator.state, depth + 1)}
         if isinstance(value, int | float | str):
             return self.encode(_base_value(value), depth)
-        if type(value) is tuple:
-            return {"$t": [self.encode(v, depth + 1) for v in value]}
-        if type(value) is list:
-            items = lambda: [self.encode(v, depth + 1) for v in value]  # noqa: E731
-            if not self.track:
-                return items()
-            return self._tracked(value, lambda: {"$l": items()})
-        if type(value) is dict:
-            if len(value) > MAX_DICT_ITEMS:
-                raise ValueError(f"a dict of more than {MAX_DICT_ITEMS} entries cannot be sent")
-            pairs = lambda: [  # noqa: E731
-                [self.encode(k, depth + 1), self.encode(v, depth + 1)] for k, v in value.items()
-            ]
-            return self._tracked(value, lambda: {"$d": pairs()})
         if isinstance(value, Handle):
             return {"$h": value.id, "cls": value.cls, "methods": list(value.methods)}
         handle = self.handle_of(value) if self.handle_of is not None else None
@@ -155,30 +152,74 @@ class Encoder:
             return self.encode(self.handle_for(value), depth)
         raise TypeError(f"cannot send a value of type {type(value).__name__}")
 
-    def _tracked(self, value: Any, build: Callable[[], dict]) -> dict:
+    def _array_node(self, value: np.ndarray) -> dict:
         if not self.track:
-            return build()
-        key = id(value)
-        if key in self._seen:
-            return {"$r": self._seen[key]}
-        ref = len(self.refs)
-        self._seen[key] = ref
-        self.refs[ref] = value
-        node = build()
+            return self._array("$a", value)
+        seen = self._seen.get(id(value))
+        if seen is not None:
+            return {"$r": seen}
+        ref = self._register(value)
+        node = self._array("$a", value)
         node["id"] = ref
         return node
+
+    def _list(self, value: list, depth: int) -> Any:
+        if not self.track:
+            return [self.encode(v, depth + 1) for v in value]
+        seen = self._seen.get(id(value))
+        if seen is not None:
+            return {"$r": seen}
+        ref = self._register(value)
+        return {"$l": [self.encode(v, depth + 1) for v in value], "id": ref}
+
+    def _dict(self, value: dict, depth: int) -> dict:
+        if len(value) > MAX_DICT_ITEMS:
+            raise ValueError(f"a dict of more than {MAX_DICT_ITEMS} entries cannot be sent")
+        ref = None
+        if self.track:
+            seen = self._seen.get(id(value))
+            if seen is not None:
+                return {"$r": seen}
+            ref = self._register(value)
+        encode = self.encode
+        node = {"$d": [[encode(k, depth + 1), encode(v, depth + 1)] for k, v in value.items()]}
+        if ref is not None:
+            node["id"] = ref
+        return node
+
+    def _register(self, value: Any) -> int:
+        """Number a tracked value (before its contents: the receiver numbers them alike)."""
+        ref = len(self.refs)
+        self._seen[id(value)] = ref
+        self.refs[ref] = value
+        return ref
 
     def _array(self, tag: str, array: np.ndarray) -> dict:
         """The node of an array: its bytes go to a blob, the rest into the header."""
         plain = np.ndarray.view(array, np.ndarray) if type(array) is not np.ndarray else array
-        if plain.dtype.kind not in NUMERIC_KINDS or plain.dtype.fields is not None:
-            raise TypeError(f"cannot send an array of dtype {plain.dtype}")
-        fortran = plain.flags.f_contiguous and not plain.flags.c_contiguous
+        flags = plain.flags
+        fortran = flags.f_contiguous and not flags.c_contiguous
+        dtype = _sendable_dtype(plain.dtype)
+        node = {tag: len(self.blobs), "dtype": dtype, "shape": list(plain.shape)}
         self.blobs.append(plain.tobytes(order="F" if fortran else "C"))
-        node = {tag: len(self.blobs) - 1, "dtype": plain.dtype.str, "shape": list(plain.shape)}
         if fortran:
             node["order"] = "F"
         return node
+
+
+_SENDABLE: dict[np.dtype, str] = {}  # dtype -> its `.str`, for the numeric dtypes seen so far
+
+
+def _sendable_dtype(dtype: np.dtype) -> str:
+    """The wire name of an array's dtype; TypeError for what only pickle could send."""
+    text = _SENDABLE.get(dtype)
+    if text is None:
+        if dtype.kind not in NUMERIC_KINDS or dtype.fields is not None:
+            raise TypeError(f"cannot send an array of dtype {dtype}")
+        text = dtype.str
+        if len(_SENDABLE) < 64:  # numeric dtypes are few; dtypes with metadata could be many
+            _SENDABLE[dtype] = text
+    return text
 
 
 def _base_value(value: Any) -> Any:
@@ -217,41 +258,45 @@ class Decoder:
         self._nodes += 1
         if self._nodes >= self._checkpoint:
             self._check_budget()
-        if node is None or isinstance(node, bool | str | int):
+        kind = type(node)  # exact types: a JSON decoder makes no subclasses
+        if kind is str or kind is int or kind is bool or node is None:
             return node
-        if isinstance(node, float):
+        if kind is dict and node:
+            return self._tagged(node, depth)
+        if kind is list:
+            return [self.decode(v, depth + 1) for v in node]
+        if kind is float:
             if not math.isfinite(node):
                 raise ProtocolError("untagged non-finite float")
             return node
-        if isinstance(node, list):
-            return [self.decode(v, depth + 1) for v in node]
-        if not isinstance(node, dict) or len(node) == 0:
-            raise ProtocolError(f"unexpected node {type(node).__name__}")
+        raise ProtocolError(f"unexpected node {kind.__name__}")
+
+    def _tagged(self, node: dict, depth: int) -> Any:
         tag = next(iter(node))
         body = node[tag]
+        if tag == "$a":
+            return self._track(node, self._array(node))
+        if tag == "$d":
+            return self._dict(node, body, depth)
+        if tag == "$t":
+            return tuple(self._list(body, depth))
+        if tag == "$r":
+            return self._ref(body)
         if tag == "$f":
             if body not in ("nan", "inf", "-inf"):
                 raise ProtocolError("bad float")
             return float(body)
-        if tag == "$a":
-            return self._track(node, self._array(node))
         if tag == "$s":
             array = self._array(node)
             if array.shape != ():
                 raise ProtocolError("scalar blob is not 0-d")
             return array[()]
-        if tag == "$t":
-            return tuple(self._list(body, depth))
         if tag == "$l":
             return self._track(node, self._list(body, depth))
-        if tag == "$d":
-            return self._dict(node, body, depth)
-        if tag == "$r":
-            return self._ref(body)
         if tag == "$h":
             return self._handle(node)
         if tag == "$c":
-            if self.make_callback is None or not isinstance(body, int):
+            if self.make_callback is None or type(body) is not int:
                 raise ProtocolError("unexpected callback")
             return self.make_callback(Callback(body))
         if tag == "$g":
@@ -325,23 +370,21 @@ class Decoder:
 
     def _array(self, node: dict) -> np.ndarray:
         index, dtype_text, shape = next(iter(node.values())), node.get("dtype"), node.get("shape")
-        if not isinstance(index, int) or not 0 <= index < len(self.blobs):
+        if type(index) is not int or not 0 <= index < len(self.blobs):
             raise ProtocolError("bad blob index")
         if index in self._used_blobs:
             raise ProtocolError("one blob sent for two arrays")
         self._used_blobs.add(index)
-        if not isinstance(dtype_text, str):
+        if type(dtype_text) is not str:
             raise ProtocolError("bad array dtype")
         dtype = _numeric_dtype(dtype_text)
-        valid_shape = (
-            isinstance(shape, list)
-            and len(shape) <= MAX_DEPTH
-            and all(isinstance(n, int) and not isinstance(n, bool) and n >= 0 for n in shape)
-        )
-        if not valid_shape:
+        if type(shape) is not list or len(shape) > MAX_DEPTH:
             raise ProtocolError("bad array shape")
+        for n in shape:
+            if type(n) is not int or n < 0:
+                raise ProtocolError("bad array shape")
         order = node.get("order", "C")
-        if order not in ("C", "F"):
+        if order != "C" and order != "F":
             raise ProtocolError("bad array order")
         blob = self.blobs[index]
         if len(blob) != dtype.itemsize * math.prod(shape):
@@ -350,7 +393,8 @@ class Decoder:
             array = np.frombuffer(blob, dtype=dtype).reshape(shape, order=order)
         except ValueError as exc:
             raise ProtocolError(f"malformed array: {str(exc)[:100]}") from exc
-        if array.flags.writeable and array.flags.aligned and dtype.isnative:
+        flags = array.flags
+        if flags.writeable and flags.aligned and dtype.isnative:
             return array  # a view of this message's own buffer, which nothing else holds
         return array.astype(dtype.newbyteorder("="), order="K")  # a native, writable copy
 
@@ -378,13 +422,15 @@ def _generator(state: Any) -> np.random.Generator:
 
 
 def pack(header: dict, blobs: list[bytes]) -> bytes:
-    """One frame: prefix, JSON header (with the blob lengths), blobs."""
-    header = {**header, "blobs": [len(b) for b in blobs]}
-    text = _JSON_ENCODER.encode(header).encode()
-    return PREFIX.pack(len(text), sum(len(b) for b in blobs)) + text + b"".join(blobs)
+    """One frame: prefix, JSON header (with the blob lengths), blobs, joined in one copy."""
+    lengths = [len(b) for b in blobs]
+    text = _JSON_ENCODER.encode({**header, "blobs": lengths}).encode()
+    return b"".join([PREFIX.pack(len(text), sum(lengths)), text, *blobs])
 
 
-def unpack(header_bytes: bytes, blob_bytes: bytes | bytearray) -> tuple[dict, list[memoryview]]:
+def unpack(
+    header_bytes: bytes | bytearray, blob_bytes: bytes | bytearray
+) -> tuple[dict, list[memoryview]]:
     """Parse a frame's header and split its blobs (views, not copies), validating the lengths."""
     try:
         header = _JSON_DECODER.decode(header_bytes.decode("utf-8"))
@@ -435,26 +481,38 @@ class Channel:
         self._writable.register(write_fd, select.POLLOUT)
 
     def send(self, header: dict, blobs: list[bytes] = (), deadline: float | None = None) -> None:
-        """Write one frame; `ChannelTimeout` if the reader has not taken it by `deadline`."""
-        data = memoryview(pack(header, list(blobs)))
+        """Write one frame (one system call when the pipe has room for it); `ChannelTimeout`
+        if the reader has not taken it by `deadline`."""
+        data = pack(header, list(blobs))
         if deadline is not None and not self._nonblocking:
             os.set_blocking(self.write_fd, False)
             self._nonblocking = True
         try:
-            while data:
-                try:
-                    written = os.write(self.write_fd, data)
-                except BlockingIOError:
-                    _wait(self._writable, deadline)
-                    continue
-                data = data[written:]
+            try:
+                written = os.write(self.write_fd, data)
+            except BlockingIOError:
+                written = 0
+            if written < len(data):
+                self._write_rest(memoryview(data)[written:], deadline)
         except OSError as exc:
             raise ChannelClosed(str(exc)) from exc
 
+    def _write_rest(self, data: memoryview, deadline: float | None) -> None:
+        """The part of a frame the pipe had no room for, as the reader drains it."""
+        while data:
+            try:
+                written = os.write(self.write_fd, data)
+            except BlockingIOError:
+                _wait(self._writable, deadline)
+                continue
+            data = data[written:]
+
     def recv(self, deadline: float | None = None) -> tuple[dict, list[memoryview]]:
         """Read and parse one frame; `ChannelTimeout` if that is not done by `deadline`."""
-        prefix = self._read(PREFIX.size, deadline)
-        header_len, blob_len = PREFIX.unpack(prefix)
+        buffer = self._buffer
+        while len(buffer) < PREFIX.size:
+            buffer += self._read_some(READ_CHUNK, deadline)
+        header_len, blob_len = PREFIX.unpack_from(buffer)
         size = header_len + blob_len
         if size > self.max_bytes:
             raise ProtocolError(
@@ -466,21 +524,29 @@ class Channel:
                 f"a message header of {_megabytes(header_len)}, more than the "
                 f"{_megabytes(MAX_HEADER_BYTES)} allowed"
             )
-        header = self._read(header_len, deadline)
-        blobs = self._read(blob_len, deadline)
+        if PREFIX.size + size <= READ_CHUNK:  # a small frame: all of it through the buffer
+            end = PREFIX.size + header_len
+            while len(buffer) < end + blob_len:
+                buffer += self._read_some(READ_CHUNK, deadline)
+            header, blobs = buffer[PREFIX.size : end], buffer[end : end + blob_len]
+            del buffer[: end + blob_len]
+        else:
+            del buffer[: PREFIX.size]
+            header = self._read(header_len, deadline)
+            blobs = self._read(blob_len, deadline)
         message = unpack(header, blobs)
         if deadline is not None and time.monotonic() > deadline:
             raise ChannelTimeout()
         return message
 
-    def _read(self, size: int, deadline: float | None) -> bytes | bytearray:
-        """Exactly `size` bytes: small reads go through a buffer (one system call usually
-        brings a whole small frame), large ones straight into one buffer of their size."""
+    def _read(self, size: int, deadline: float | None) -> bytearray:
+        """Exactly `size` bytes, in a buffer of their own: small reads go through the
+        channel's buffer, large ones straight into one buffer of their size."""
         buffer = self._buffer
         if size <= READ_CHUNK or len(buffer) >= size:
             while len(buffer) < size:
                 buffer += self._read_some(READ_CHUNK, deadline)
-            data = bytes(buffer[:size])
+            data = buffer[:size]
             del buffer[:size]
             return data
         data = bytearray(size)

@@ -638,7 +638,8 @@ class Sandbox:
             "target": handle.id,
             "name": name,
             "args": encoder.encode(tuple(args)),
-            "kwargs": encoder.encode(dict(kwargs)),
+            # Not numbered itself (the callee gets a fresh dict of them): only its values are.
+            "kwargs": {"$d": [[name, encoder.encode(value)] for name, value in kwargs.items()]},
         }
         label = _call_label(handle, name)
         self.last_function = function_of(label)
@@ -741,6 +742,8 @@ class Sandbox:
         decoded first, so a refused entry writes nothing)."""
         if not isinstance(sync, list):
             raise ProtocolError("bad sync list")
+        if not sync:
+            return
         updates = []
         for item in sync:
             if not (isinstance(item, list) and len(item) == 2 and _known(item[0], refs)):

@@ -259,7 +259,11 @@ class ArgumentWatch:
         self.start = self.reported = _snapshot(refs)
 
     def changes(self, *, final: bool) -> list[tuple[int, Any]]:
+        if not self.start:  # no array, dict or list among the arguments
+            return []
         if final:
+            if self.reported is self.start:  # no callback reported anything in between
+                return _changes(self.refs, self.start)
             return _changes(self.refs, self.start, self.reported)
         changed = _changes(self.refs, self.reported)
         if changed:
@@ -286,25 +290,29 @@ def _snapshot(refs: dict[int, Any]) -> dict[int, Any]:
 def _changes(refs: dict[int, Any], *snapshots: dict[int, Any]) -> list[tuple[int, Any]]:
     """The arguments that differ from any of `snapshots`, in a form that keeps argument
     identity."""
-    by_identity = {id(obj): ref for ref, obj in refs.items()}
-
-    def keep_identity(value: Any) -> Any:
-        return Ref(by_identity[id(value)]) if id(value) in by_identity else value
-
     changed = []
-    for ref, obj in refs.items():
-        if ref not in snapshots[0]:
-            continue
+    by_identity: dict[int, int] | None = None
+    for ref, before in snapshots[0].items():
+        obj = refs[ref]
         now = _state(obj)
-        if all(now == snapshot[ref] for snapshot in snapshots):
+        if now == before and all(now == snapshot[ref] for snapshot in snapshots[1:]):
             continue
-        if isinstance(obj, dict):
-            changed.append((ref, {k: keep_identity(v) for k, v in obj.items()}))
-        elif isinstance(obj, list):
-            changed.append((ref, [keep_identity(v) for v in obj]))
-        else:
+        if isinstance(obj, np.ndarray):
             changed.append((ref, obj))
+            continue
+        if by_identity is None:
+            by_identity = {id(value): key for key, value in refs.items()}
+        if isinstance(obj, dict):
+            changed.append((ref, {k: _kept(v, by_identity) for k, v in obj.items()}))
+        else:
+            changed.append((ref, [_kept(v, by_identity) for v in obj]))
     return changed
+
+
+def _kept(value: Any, by_identity: dict[int, int]) -> Any:
+    """An argument inside a changed dict or list as a reference, so it keeps its identity."""
+    ref = by_identity.get(id(value))
+    return value if ref is None else Ref(ref)
 
 
 forbidden_files: dict[str, str] = {}  # folder of a forbidden library -> its name
