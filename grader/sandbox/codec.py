@@ -3,9 +3,10 @@
 A message is a frame: an 12-byte prefix (JSON header length, total blob length), a JSON
 header, then binary blobs. Values are JSON with tagged objects for what JSON lacks: arrays
 and NumPy scalars (dtype, shape and memory order in the header, raw bytes as a blob), tuples,
-dicts with any keys, non-finite floats, remote-object handles, callbacks, NumPy generators
-and references to arguments (for syncing in-place changes back). Nothing is ever unpickled,
-and only numeric arrays are accepted, so a decoded value is always plain data.
+dicts with any keys, non-finite floats, remote-object handles, callbacks, NumPy generators,
+references to arguments (for syncing in-place changes back) and, from the trusted side only,
+functions as source text to run in the worker. Nothing is ever unpickled, and only numeric
+arrays are accepted, so a decoded value is always plain data.
 
 The receiver bounds what a sender can make it do: a frame's size is checked from its prefix
 before any of it is read, decoding stops at a number of values, of dict entries (keys whose
@@ -93,6 +94,25 @@ class Ref:
     id: int
 
 
+class WorkerFunction:
+    """A function of the trusted side that travels as its own source text and runs in the
+    worker (see `grader.portable`, which builds them and vouches that `source` holds that
+    function and nothing else); called here, it runs here."""
+
+    __slots__ = ("function", "name", "source")
+
+    def __init__(self, function: Callable[..., Any], name: str, source: str) -> None:
+        self.function = function
+        self.name = name
+        self.source = source
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self.function(*args, **kwargs)
+
+    def __repr__(self) -> str:
+        return f"<{self.name}, run in the worker when passed to it>"
+
+
 @dataclass
 class Encoder:
     """Turns values into a JSON tree plus blobs.
@@ -143,6 +163,8 @@ class Encoder:
             return self.encode(_base_value(value), depth)
         if isinstance(value, Handle):
             return {"$h": value.id, "cls": value.cls, "methods": list(value.methods)}
+        if isinstance(value, WorkerFunction):
+            return {"$w": value.source, "name": value.name}
         handle = self.handle_of(value) if self.handle_of is not None else None
         if handle is not None:
             return self.encode(handle, depth)
@@ -236,7 +258,9 @@ class Decoder:
 
     `refs` collects the tracked arrays/dicts/lists in the sender's numbering; `resolve_ref`
     maps a `$r` node to an object this side already holds; `make_handle` and `make_callback`
-    build the local stand-ins for remote objects and callables. One decoder reads one
+    build the local stand-ins for remote objects and callables, and `make_function` (the
+    worker's alone: the trusted side never runs code it receives) a function from the source
+    text the trusted side sent. One decoder reads one
     message: its bounds (values, dict entries, one array per blob) and `deadline` (a
     `time.monotonic()` value; `ChannelTimeout` past it) hold across everything it decodes.
     """
@@ -244,6 +268,7 @@ class Decoder:
     blobs: Sequence[bytes | memoryview]
     make_handle: Callable[[Handle], Any] | None = None
     make_callback: Callable[[Callback], Any] | None = None
+    make_function: Callable[[str, str], Any] | None = None
     resolve_ref: Callable[[int], Any] | None = None
     deadline: float | None = None
     refs: dict[int, Any] = field(default_factory=dict)
@@ -301,6 +326,11 @@ class Decoder:
             return self.make_callback(Callback(body))
         if tag == "$g":
             return _generator(self.decode(body, depth + 1))
+        if tag == "$w":
+            name = node.get("name")
+            if self.make_function is None or type(body) is not str or type(name) is not str:
+                raise ProtocolError("unexpected function")
+            return self.make_function(name, body)
         raise ProtocolError(f"unknown tag {tag[:20]!r}")
 
     def _check_budget(self) -> None:

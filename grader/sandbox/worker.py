@@ -16,6 +16,7 @@ import builtins
 import contextlib
 import importlib
 import json
+import math
 import operator
 import os
 import sys
@@ -46,6 +47,8 @@ _RLIMITS = {
     "processes": ("RLIMIT_NPROC", 1),
 }
 
+
+MAX_FUNCTIONS = 256  # compiled functions the worker keeps for reuse
 
 _PRISTINE_BUILTINS = dict(builtins.__dict__)
 _BUILTIN_NAMES = tuple(_PRISTINE_BUILTINS)
@@ -122,6 +125,7 @@ class Worker:
         self.submission_dir = os.path.realpath(submission_dir)
         self.objects: dict[int, Any] = {}
         self.handles: dict[int, Handle] = {}
+        self.functions: dict[tuple[str, str], Any] = {}
 
     def handle_for(self, value: Any) -> Handle:
         for ident, obj in self.objects.items():
@@ -160,6 +164,7 @@ class Worker:
             blobs,
             make_callback=lambda callback: self._callback(callback, call),
             make_handle=self._object_for,
+            make_function=self._function,
         )
         try:
             target = self.objects[header["target"]] if "target" in header else None
@@ -188,6 +193,21 @@ class Worker:
         except BaseException as exc:  # the student's failure is data for the grader
             restore_builtins()
             self._send(describe_exception(exc, self.submission_dir))
+
+    def _function(self, name: str, source: str) -> Any:
+        """A function the grader sent as source (`grader.portable`), defined here with only
+        NumPy, math and the builtins in reach; each text is compiled once."""
+        key = (name, source)
+        function = self.functions.get(key)
+        if function is None:
+            namespace = {"__builtins__": builtins, "np": np, "numpy": np, "math": math}
+            exec(compile(source, f"<grader's {name}>", "exec"), namespace)
+            function = namespace.get(name)
+            if not callable(function):
+                raise ProtocolError(f"the source sent for {name[:100]!r} does not define it")
+            if len(self.functions) < MAX_FUNCTIONS:
+                self.functions[key] = function
+        return function
 
     def _object_for(self, handle: Handle) -> Any:
         """The worker's own object behind a handle the grader sent back as an argument."""
@@ -233,7 +253,9 @@ class Worker:
                 op = reply.get("op")
                 if op == "callback_result":
                     decoder = Decoder(
-                        blobs, make_callback=lambda inner: self._callback(inner, ArgumentWatch())
+                        blobs,
+                        make_callback=lambda inner: self._callback(inner, ArgumentWatch()),
+                        make_function=self._function,
                     )
                     return decoder.decode(reply["value"])
                 if op == "callback_error":

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from grader.compare import as_array, assert_close, expect, fail
+from grader.portable import runs_in_worker
 
 UPDATE_HINT = (
     "Each step records x.copy() in the history, then moves against the gradient: "
@@ -33,6 +34,7 @@ STEP_HINTS = {
 }
 
 
+@runs_in_worker  # called 400 times per descent: next to the student's code, not over the pipe
 def function_2(x):
     """The textbook's f(x0, x1) = x0^2 + x1^2 (its gradient is 2x)."""
     return x[0] ** 2 + x[1] ** 2

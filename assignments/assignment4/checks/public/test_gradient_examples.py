@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from grader.compare import as_array, assert_close
+from grader.portable import runs_in_worker
 
 FORWARD = (
     "Your result matches the forward difference (f(x+h) - f(x)) / h, whose error is of order h. "
@@ -20,11 +21,13 @@ TOO_SMALL = (
 )
 
 
+@runs_in_worker
 def function_1(x):
     """The textbook's y = 0.01 x^2 + 0.1 x."""
     return 0.01 * x**2 + 0.1 * x
 
 
+@runs_in_worker
 def function_2(x):
     """The textbook's f(x0, x1) = x0^2 + x1^2."""
     return x[0] ** 2 + x[1] ** 2
