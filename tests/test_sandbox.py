@@ -238,3 +238,22 @@ def test_import_failure_is_remembered_and_reported_for_every_call(tmp_path):
     # Each check gets its own error: one shared object would gather every check's frames.
     assert depths[2] == depths[1] <= depths[0]
     box.close()
+
+
+def test_builtins_replaced_deleted_or_moved_are_restored_before_the_workers_code_runs():
+    import builtins
+
+    from grader.sandbox.worker import restore_builtins
+
+    pristine = dict(builtins.__dict__)
+    try:
+        builtins.len = lambda value: 0
+        del builtins.abs
+        moved = builtins.__dict__.pop("zip")
+        builtins.zip = moved  # same binding, new place in the dict's order
+        builtins.sorted = builtins.min  # a pristine value under another pristine name
+        restore_builtins()
+        for name in ("len", "abs", "zip", "sorted"):
+            assert builtins.__dict__[name] is pristine[name]
+    finally:
+        builtins.__dict__.update(pristine)

@@ -51,15 +51,20 @@ _RLIMITS = {
 MAX_FUNCTIONS = 256  # compiled functions the worker keeps for reuse
 
 _PRISTINE_BUILTINS = dict(builtins.__dict__)
-_BUILTIN_NAMES = tuple(_PRISTINE_BUILTINS)
 _BUILTIN_VALUES = tuple(_PRISTINE_BUILTINS.values())
 
 
 def restore_builtins() -> None:
     """Undo any replacement of builtins by student code before the worker's own code runs."""
     namespace = builtins.__dict__
-    # The usual case, all untouched, is checked by identity at C speed (it runs every call).
-    if all(map(operator.is_, map(namespace.get, _BUILTIN_NAMES), _BUILTIN_VALUES)):
+    # The usual case, all untouched, is checked at C speed (it runs for every message): the
+    # values in the dict's order, by identity, so no student code runs for it. Replacing a
+    # binding changes a value there, deleting one shifts the rest, and then every name is
+    # looked up below. (Code set on breaking the worker could pop an entry and re-add its
+    # value under another name unseen; it gains nothing by that it could not have otherwise.)
+    if len(namespace) == len(_BUILTIN_VALUES) and all(
+        map(operator.is_, namespace.values(), _BUILTIN_VALUES)
+    ):
         return
     for name, value in _PRISTINE_BUILTINS.items():
         if namespace.get(name) is not value:
