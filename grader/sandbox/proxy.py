@@ -641,6 +641,9 @@ class Sandbox:
             # Not numbered itself (the callee gets a fresh dict of them): only its values are.
             "kwargs": {"$d": [[name, encoder.encode(value)] for name, value in kwargs.items()]},
         }
+        if self._inplace and encoder.refs:  # the worker reports changes to these alone
+            writable = _reachable(self._inplace)
+            header["watch"] = [ref for ref, arg in encoder.refs.items() if id(arg) in writable]
         label = _call_label(handle, name)
         self.last_function = function_of(label)
         return self._request(header, encoder.blobs, label, encoder.refs, callbacks)
@@ -693,7 +696,7 @@ class Sandbox:
         timeout = min(self.call_timeout, self._remaining())
         deadline = time.monotonic() + timeout
         try:
-            self._channel.send(header, blobs, deadline)
+            self._channel.send(header, blobs, deadline, marshalled=True)
             while True:
                 reply, reply_blobs = self._channel.recv(deadline)
                 if reply.get("op") != "callback":
@@ -791,7 +794,7 @@ class Sandbox:
             answer = {"op": "callback_error", "message": f"{type(error).__name__}: {error}"[:500]}
             encoder.blobs.clear()
         spent = time.monotonic() - started
-        self._channel.send(answer, encoder.blobs, deadline + spent)
+        self._channel.send(answer, encoder.blobs, deadline + spent, marshalled=True)
         return spent
 
     def _remote(self, handle: Handle) -> RemoteObject:
@@ -936,9 +939,10 @@ def _reachable(roots: list[Any]) -> set[int]:
     pending = list(roots)
     while pending:
         value = pending.pop()
-        if id(value) in found or not isinstance(value, np.ndarray | dict | list):
+        key = id(value)
+        if key in found or not isinstance(value, (np.ndarray, dict, list)):
             continue
-        found.add(id(value))
+        found.add(key)
         if isinstance(value, dict):
             pending.extend(value.values())
         elif isinstance(value, list):

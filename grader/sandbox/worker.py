@@ -157,7 +157,7 @@ class Worker:
 
     def serve(self) -> None:
         while True:
-            header, blobs = self.channel.recv()
+            header, blobs = self.channel.recv(from_grader=True)
             if header.get("op") == "exit":
                 return
             self.dispatch(header, blobs)
@@ -176,7 +176,7 @@ class Worker:
             if op == "call":
                 args = decoder.decode(header["args"])
                 kwargs = decoder.decode(header["kwargs"])
-                call.watch(decoder.refs)
+                call.watch(decoder.refs, header.get("watch", []))
                 func = target if header.get("name") is None else getattr(target, header["name"])
                 value = func(*args, **kwargs)
                 self._reply_value(value, call.changes(final=True))
@@ -254,7 +254,7 @@ class Worker:
             }
             self.channel.send(header, encoder.blobs)
             while True:
-                reply, blobs = self.channel.recv()
+                reply, blobs = self.channel.recv(from_grader=True)
                 op = reply.get("op")
                 if op == "callback_result":
                     decoder = Decoder(
@@ -272,18 +272,22 @@ class Worker:
 
 
 class ArgumentWatch:
-    """The arguments of one call, to report what the call changed in them: at each callback
-    what changed since the last report, and when it returns what differs from the start or
-    from the last report (an argument a callback saw perturbed and that was put back since)."""
+    """The arguments of one call that the grader asked about (those its check named in
+    `student.inplace`), to report what the call changed in them: at each callback what
+    changed since the last report, and when it returns what differs from the start or from
+    the last report (an argument a callback saw perturbed and that was put back since)."""
 
     def __init__(self) -> None:
         self.refs: dict[int, Any] = {}
         self.start: dict[int, Any] = {}
         self.reported: dict[int, Any] = {}
 
-    def watch(self, refs: dict[int, Any]) -> None:
+    def watch(self, refs: dict[int, Any], wanted: Any) -> None:
+        """Watch the arguments `wanted` names (numbers of `refs`, the call's arguments)."""
+        if type(wanted) is not list or not all(type(ref) is int for ref in wanted):
+            raise ProtocolError("bad watch list")
         self.refs = refs
-        self.start = self.reported = _snapshot(refs)
+        self.start = self.reported = _snapshot({ref: refs[ref] for ref in wanted if ref in refs})
 
     def changes(self, *, final: bool) -> list[tuple[int, Any]]:
         if not self.start:  # no array, dict or list among the arguments
@@ -294,7 +298,7 @@ class ArgumentWatch:
             return _changes(self.refs, self.start, self.reported)
         changed = _changes(self.refs, self.reported)
         if changed:
-            self.reported = _snapshot(self.refs)
+            self.reported = _snapshot({ref: self.refs[ref] for ref in self.start})
         return changed
 
 
