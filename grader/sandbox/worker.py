@@ -284,8 +284,11 @@ class ArgumentWatch:
 
     def watch(self, refs: dict[int, Any], wanted: Any) -> None:
         """Watch the arguments `wanted` names (numbers of `refs`, the call's arguments)."""
-        if type(wanted) is not list or not all(type(ref) is int for ref in wanted):
+        if type(wanted) is not list:
             raise ProtocolError("bad watch list")
+        for ref in wanted:
+            if type(ref) is not int:
+                raise ProtocolError("bad watch list")
         self.refs = refs
         self.start = self.reported = _snapshot({ref: refs[ref] for ref in wanted if ref in refs})
 
