@@ -351,7 +351,7 @@ class Decoder:
 
     def _dict(self, node: dict, body: Any, depth: int) -> dict:
         """A dict, its size checked before any key is hashed (colliding keys cost n² to insert)."""
-        if not isinstance(body, list):
+        if type(body) is not list:
             raise ProtocolError("bad dict")
         self._dict_items += len(body)
         if len(body) > MAX_DICT_ITEMS or self._dict_items > MAX_MESSAGE_DICT_ITEMS:
@@ -360,12 +360,20 @@ class Decoder:
                 "in all) are not accepted"
             )
         result: dict = self._track(node, {})
+        inner = depth + 1
+        if inner > MAX_DEPTH and body:
+            raise ProtocolError("value nested too deeply")
+        decode = self.decode
         for pair in body:
-            if not isinstance(pair, list) or len(pair) != 2:
+            if type(pair) is not list or len(pair) != 2:
                 raise ProtocolError("bad dict item")
-            key = self.decode(pair[0], depth + 1)
+            key, value = pair
+            if type(key) is str:  # the usual key, counted as `decode` counts it
+                self._nodes += 1
+            else:
+                key = decode(key, inner)
             try:
-                result[key] = self.decode(pair[1], depth + 1)
+                result[key] = decode(value, inner)
             except TypeError as exc:
                 raise ProtocolError("unhashable dict key") from exc
         return result
@@ -429,9 +437,11 @@ class Decoder:
         if len(blob) != dtype.itemsize * math.prod(shape):
             raise ProtocolError("array data has the wrong length")
         try:  # numpy refuses some shapes the length check passes, e.g. [0, 10**30]
-            array = np.frombuffer(blob, dtype)
-            array = array.reshape(shape) if order == "C" else array.reshape(shape, order="F")
-        except ValueError as exc:
+            if order == "C":
+                array = np.ndarray(shape, dtype, blob)
+            else:
+                array = np.ndarray(shape, dtype, blob, order="F")
+        except (ValueError, TypeError) as exc:
             raise ProtocolError(f"malformed array: {str(exc)[:100]}") from exc
         flags = array.flags
         if flags.aligned and flags.writeable and dtype.isnative:

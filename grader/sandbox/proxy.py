@@ -641,12 +641,13 @@ class Sandbox:
             # Not numbered itself (the callee gets a fresh dict of them): only its values are.
             "kwargs": {"$d": [[name, encoder.encode(value)] for name, value in kwargs.items()]},
         }
+        writable = None
         if self._inplace and encoder.refs:  # the worker reports changes to these alone
             writable = _reachable(self._inplace)
             header["watch"] = [ref for ref, arg in encoder.refs.items() if id(arg) in writable]
         label = _call_label(handle, name)
         self.last_function = function_of(label)
-        return self._request(header, encoder.blobs, label, encoder.refs, callbacks)
+        return self._request(header, encoder.blobs, label, encoder.refs, callbacks, writable)
 
     def getattr(self, handle: Handle, name: str) -> Any:
         header = {"op": "getattr", "target": handle.id, "name": name}
@@ -687,10 +688,12 @@ class Sandbox:
         label: str,
         refs: dict[int, Any],
         callbacks: dict[int, Callable],
+        writable: set[int] | None = None,
     ) -> Any:
         """Send one request and read its reply, answering callbacks on the way. Writing the
         request, reading and decoding the reply all count against the call's time limit
-        (capped by what is left of the grade's); only the trusted side's callbacks do not."""
+        (capped by what is left of the grade's); only the trusted side's callbacks do not.
+        `writable`: what `inplace` reached when the request was made (see `_sync`)."""
         self.module_handle()
         assert self._channel is not None
         timeout = min(self.call_timeout, self._remaining())
@@ -703,7 +706,8 @@ class Sandbox:
                     break
                 spent = self._answer_callback(reply, reply_blobs, refs, callbacks, deadline)
                 deadline = min(deadline + spent, time.monotonic() + self._remaining())
-            return self._read_reply(reply, reply_blobs, label, refs, deadline)
+                writable = None  # the check's own code ran: what inplace reaches may differ
+            return self._read_reply(reply, reply_blobs, label, refs, deadline, writable)
         except ChannelTimeout:
             self._kill()
             raise WorkerTimeout(
@@ -721,7 +725,13 @@ class Sandbox:
             raise WorkerCrashed(_refused_message(label, error)) from None
 
     def _read_reply(
-        self, reply: dict, blobs: list[memoryview], label: str, refs: dict, deadline: float
+        self,
+        reply: dict,
+        blobs: list[memoryview],
+        label: str,
+        refs: dict,
+        deadline: float,
+        writable: set[int] | None = None,
     ) -> Any:
         op = reply.get("op")
         if op == "error":
@@ -734,15 +744,18 @@ class Sandbox:
         )
         try:
             value = decoder.decode(reply.get("value"))
-            self._sync(decoder, reply.get("sync", []), refs)
+            self._sync(decoder, reply.get("sync", []), refs, writable)
         except ProtocolError as error:
             self._kill()
             raise WorkerCrashed(_refused_message(label, error)) from None
         return value
 
-    def _sync(self, decoder: Decoder, sync: Any, refs: dict[int, Any]) -> None:
+    def _sync(
+        self, decoder: Decoder, sync: Any, refs: dict[int, Any], writable: set[int] | None = None
+    ) -> None:
         """Write the worker's changes to the call's arguments into those `inplace` names (all
-        decoded first, so a refused entry writes nothing)."""
+        decoded first, so a refused entry writes nothing). `writable`: the ids `inplace`
+        reaches, if known to be current (no trusted code ran since they were found)."""
         if not isinstance(sync, list):
             raise ProtocolError("bad sync list")
         if not sync:
@@ -752,7 +765,8 @@ class Sandbox:
             if not (isinstance(item, list) and len(item) == 2 and _known(item[0], refs)):
                 raise ProtocolError("bad sync entry")
             updates.append((refs[item[0]], decoder.decode(item[1])))
-        writable = _reachable(self._inplace)
+        if writable is None:
+            writable = _reachable(self._inplace)
         for original, current in updates:
             if id(original) in writable:
                 _apply_update(original, current)
