@@ -472,3 +472,29 @@ def test_a_large_frame_arrives_whole_as_plain_aligned_writable_arrays():
     for array, sent in zip(got, value, strict=True):
         np.testing.assert_array_equal(array, sent)
         assert array.flags.writeable and array.flags.aligned and array.dtype.isnative
+
+
+def test_a_marshal_header_is_read_only_from_the_grader():
+    channel, r, w = _pipe_channel()
+    try:
+        value = {"x": [1, 2.5, "three", None, True]}
+        channel.send({"op": "call", "v": value}, [b"abc"], marshalled=True)
+        header, blobs = channel.recv(deadline=time.monotonic() + 5, from_grader=True)
+        assert header == {"op": "call", "v": value}
+        assert blobs == [b"abc"]
+        channel.send({"op": "call"}, marshalled=True)
+        with pytest.raises(ProtocolError, match="only the grader"):
+            channel.recv(deadline=time.monotonic() + 5)
+    finally:
+        os.close(r)
+        os.close(w)
+
+
+def test_frames_from_the_grader_may_still_be_json():
+    channel, r, w = _pipe_channel()
+    try:
+        channel.send({"op": "exit"})
+        assert channel.recv(from_grader=True) == ({"op": "exit"}, [])
+    finally:
+        os.close(r)
+        os.close(w)

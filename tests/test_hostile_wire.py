@@ -12,6 +12,7 @@ import textwrap
 import tracemalloc
 from pathlib import Path
 
+import numpy as np
 import pytest
 from support import make_course
 from test_hostile import by_name, graded, replace_function
@@ -48,6 +49,22 @@ def _forge(header, blob_sizes=(), stream=0):
 
 def forge(header, blob_sizes=(), stream=0):
     _forge(header, blob_sizes, stream)
+
+
+def forge_after(x, header, blob_sizes=()):
+    """`forge`, in a call whose first argument (number 0) is `x`."""
+    _forge(header, blob_sizes, sum(blob_sizes))
+
+
+def forge_marshal(header):
+    """A reply with a marshal header, the format only the grader's requests may use."""
+    import marshal as _marshal
+    fd = _channel().write_fd
+    _os.set_blocking(fd, True)
+    text = _marshal.dumps({**header, "blobs": []})
+    _os.write(fd, _struct.pack(">IQ", len(text) | (1 << 31), 0) + text)
+    while True:
+        _time.sleep(1)
 
 
 def stall():
@@ -191,7 +208,26 @@ def test_a_forged_gigabyte_reply_is_refused_before_the_grader_reads_it(hostile):
     assert peak < 8 << 20
 
 
+def test_a_reply_with_a_marshal_header_is_refused_unread(hostile):
+    with pytest.raises(WorkerCrashed, match="only the grader may send"):
+        hostile.forge_marshal({"op": "result", "value": 1})
+
+
 ARRAY = {"$a": 0, "dtype": "<f8", "shape": [2]}
+
+
+def test_a_change_reported_for_an_argument_the_check_did_not_name_is_dropped(hostile):
+    """The grader asks about the arguments `inplace` names; a worker that reports on another
+    (here zeroing x) changes nothing, and on a named one it reaches that one alone."""
+    forged = {"op": "result", "value": None, "sync": [[0, ARRAY]]}
+    x = np.ones(2)
+    assert hostile.forge_after(x, forged, [16]) is None
+    np.testing.assert_array_equal(x, [1.0, 1.0])
+    hostile._sandbox._kill()  # the forging worker hangs; the next call starts another
+    other = np.ones(2)
+    with hostile.inplace(other):
+        hostile.forge_after(x, forged, [16])
+    np.testing.assert_array_equal(x, [1.0, 1.0])
 
 
 @pytest.mark.parametrize(

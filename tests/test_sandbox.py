@@ -257,3 +257,20 @@ def test_builtins_replaced_deleted_or_moved_are_restored_before_the_workers_code
             assert builtins.__dict__[name] is pristine[name]
     finally:
         builtins.__dict__.update(pristine)
+
+
+def test_the_worker_reports_changes_only_to_what_inplace_names(probe, monkeypatch):
+    reported = []
+    sync = Sandbox._sync
+
+    def spy(self, decoder, entries, refs, writable=None):
+        reported.append(len(entries))
+        return sync(self, decoder, entries, refs, writable)
+
+    monkeypatch.setattr(Sandbox, "_sync", spy)
+    x, y = np.arange(3.0), np.arange(3.0)
+    with probe.inplace(x):
+        probe.double_both(x, y)
+    probe.double_both(x, y)
+    assert reported == [1, 0]
+    np.testing.assert_array_equal(x, [0.0, 2.0, 4.0])
