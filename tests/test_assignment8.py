@@ -214,9 +214,9 @@ def test_the_test_labels_never_reach_the_worker(tmp_path, monkeypatch):
     sent: list[bytes] = []
     send = Channel.send
 
-    def spy(self, header, blobs=(), deadline=None):
+    def spy(self, header, blobs=(), deadline=None, **options):
         sent.append(b"".join(bytes(b) for b in blobs))
-        return send(self, header, blobs, deadline)
+        return send(self, header, blobs, deadline, **options)
 
     monkeypatch.setattr(Channel, "send", spy)
     source = (
