@@ -516,3 +516,24 @@ def test_a_grader_checked_out_under_tmp_still_reaches_its_own_package(tmp_path, 
     imported, _, view = done.stdout.strip().partition(" ")
     assert imported == "grader.sandbox.torch_harness"
     assert view.startswith("active"), view  # in its own root, not fallen back to the machine's
+
+
+def test_both_ways_of_finding_descendants_find_the_same_processes():
+    # The children-file walk is what this kernel uses; the full scan serves kernels without
+    # those files, and must find the same tree (grandchildren included).
+    from grader.sandbox.proxy import _descendants_by_scan, descendants
+
+    tree = subprocess.Popen(["sh", "-c", "sleep 30 & (sleep 30 & sleep 30) & wait"])
+    try:
+        deadline = time.monotonic() + 10
+        while len(descendants(tree.pid)) < 3 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        time.sleep(0.2)  # let the shells finish starting what they start
+        found = sorted(descendants(tree.pid))
+        assert len(found) >= 3  # two children and a grandchild at least
+        assert sorted(_descendants_by_scan(tree.pid)) == found
+    finally:
+        for pid in descendants(tree.pid):
+            os.kill(pid, signal.SIGKILL)
+        tree.kill()
+        tree.wait()

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import functools
 import json
 import os
 import select
@@ -395,7 +396,7 @@ class Sandbox:
             budget = self.limits.memory_mb + self.limits.scratch_mb
             self._group, self.group_report = WorkerGroup.create(budget, self.limits.processes)
             config["await_group"] = self._group is not None
-            config["readable_roots"] = readable_roots(WORKER_PACKAGE)
+            config["readable_roots"] = list(_worker_roots())
         env = worker_environment(folder / "home")
         forked = self._fork(config, env)
         if forked is not None:
@@ -816,6 +817,12 @@ class Sandbox:
         it lists only method names a check could call."""
         safe = Handle(handle.id, one_line(handle.cls, 100), _method_names(handle.methods))
         return RemoteObject(self, safe, self.generation)
+
+
+@functools.cache
+def _worker_roots() -> tuple[str, ...]:
+    """What a worker may read: the same for every worker this process starts."""
+    return tuple(readable_roots(WORKER_PACKAGE))
 
 
 def _move_into_group(group: WorkerGroup, pid: int, channel: Channel) -> None:
