@@ -7,6 +7,7 @@ import io
 import json
 import re
 import signal
+import socket
 import stat
 import zipfile
 from collections.abc import Iterator
@@ -276,6 +277,29 @@ def test_an_oversized_upload_is_refused_before_it_is_read(service):
         )
     assert response.status_code == 413
     assert "larger than the server's limit" in response.json()["error"]
+
+
+def test_a_client_that_writes_its_whole_oversized_body_before_reading_still_gets_the_413(
+    service,
+):
+    """A refused body is dropped as it arrives, not left unread: closing a socket with unread
+    bytes resets the connection, and the answer the client has not read yet is lost."""
+    server, ann = service["server"], service["tokens"]["ann"]
+    body = b"#" * (60 << 20)
+    host, port = server.url.removeprefix("http://").split(":")
+    head = (
+        f"POST /api/v1/assignments/closed/submissions HTTP/1.1\r\nHost: {host}\r\n"
+        f"Authorization: Bearer {ann}\r\nContent-Type: application/octet-stream\r\n"
+        f"Content-Length: {len(body)}\r\n\r\n"
+    ).encode()
+    with socket.create_connection((host, int(port)), timeout=60) as conn:
+        conn.sendall(head)
+        conn.sendall(body)
+        answer = b""
+        while chunk := conn.recv(1 << 16):
+            answer += chunk
+    assert answer.startswith(b"HTTP/1.1 413"), answer[:200]
+    assert b"larger than the server's limit" in answer
 
 
 def test_an_oversized_upload_sent_in_chunks_is_cut_off_at_the_limit(service):

@@ -35,6 +35,11 @@ from grader.submission import MAX_EXTRACTED_BYTES
 
 log = logging.getLogger("grader.server")
 API = "/api/v1"
+# What a refused upload may still send, dropped unread, before its 413 goes out: a client that
+# writes its whole body before it reads (most do) would otherwise meet a connection reset when
+# the socket closes with its bytes unread, and lose the answer.
+DRAIN_BYTES = 256 << 20
+DRAIN_S = 10.0
 # A request body past this is refused before it is read (the policy's cap is checked too).
 MAX_BODY_BYTES = MAX_EXTRACTED_BYTES + (1 << 20)
 MAX_WAIT_S = 30.0
@@ -54,14 +59,16 @@ def _error(status: int, message: str) -> JSONResponse:
 
 class BodyLimit:
     """Refuse a request body over `limit` bytes with 413: from its Content-Length before it
-    is read, or, sent in chunks, as soon as the count passes the limit (the rest is never
-    spooled to disk)."""
+    is read, or, sent in chunks, as soon as the count passes the limit. The rest is never
+    spooled to disk: it is dropped as it arrives, for a bounded time and size, so that the
+    client is still listening when the answer comes."""
 
     def __init__(self, app: Any, limit: int) -> None:
         self.app = app
         self.limit = limit
 
-    async def _refuse(self, send: Any) -> None:
+    async def _refuse(self, receive: Any, send: Any) -> None:
+        await _drain(receive)
         body = json.dumps(
             {"error": f"the upload is larger than the server's limit of {self.limit >> 20} MB."}
         ).encode()
@@ -79,7 +86,7 @@ class BodyLimit:
             return
         length = dict(scope["headers"]).get(b"content-length")
         if length is not None and (not length.isdigit() or int(length) > self.limit):
-            await self._refuse(send)
+            await self._refuse(receive, send)
             return
         seen, refused = 0, False
 
@@ -92,7 +99,10 @@ class BodyLimit:
                 seen += len(message.get("body", b""))
                 if seen > self.limit:
                     refused = True
-                    await self._refuse(send)
+                    if message.get("more_body", False):
+                        await self._refuse(receive, send)
+                    else:
+                        await self._refuse(_nothing_more, send)
                     return {"type": "http.disconnect"}
             return message
 
@@ -105,6 +115,26 @@ class BodyLimit:
         except Exception:
             if not refused:
                 raise
+
+
+async def _nothing_more() -> dict[str, Any]:
+    return {"type": "http.request", "body": b"", "more_body": False}
+
+
+async def _drain(receive: Any) -> None:
+    """Read and drop what is left of a request body, up to DRAIN_BYTES and DRAIN_S."""
+    loop = asyncio.get_running_loop()
+    deadline, dropped = loop.time() + DRAIN_S, 0
+    while dropped < DRAIN_BYTES:
+        try:
+            message = await asyncio.wait_for(receive(), max(deadline - loop.time(), 0.0))
+        except TimeoutError:
+            return
+        if message["type"] != "http.request":
+            return
+        dropped += len(message.get("body", b""))
+        if not message.get("more_body", False):
+            return
 
 
 def create_app(settings: Settings) -> FastAPI:
