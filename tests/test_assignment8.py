@@ -212,13 +212,13 @@ def build_model():
 
 def test_the_test_labels_never_reach_the_worker(tmp_path, monkeypatch):
     sent: list[bytes] = []
-    send = Channel.send
+    write = Channel.write  # every frame the grader sends passes here, whole
 
-    def spy(self, header, blobs=(), deadline=None, **options):
-        sent.append(b"".join(bytes(b) for b in blobs))
-        return send(self, header, blobs, deadline, **options)
+    def spy(self, data, deadline=None):
+        sent.append(bytes(data))
+        return write(self, data, deadline)
 
-    monkeypatch.setattr(Channel, "send", spy)
+    monkeypatch.setattr(Channel, "write", spy)
     source = (
         (CORRECT / "mnist.py")
         .read_text()
@@ -357,8 +357,10 @@ def _fit(model, X, y, seconds):
 
 def train(model, X, y, device):
     model.to(device)
-    _fit(model, X[:64], y[:64], 0.0)  # one step: every weight changes
+    # Put off first: on a loaded machine the one step below can outlast the budget, and the
+    # training left for the held-out pass must happen (and be timed) all the same.
     PENDING.append(lambda: _fit(model, X, y, DEFERRED_S))
+    _fit(model, X[:64], y[:64], 0.0)  # one step: every weight changes
 """
 
 
@@ -377,6 +379,6 @@ def test_training_put_off_until_the_model_is_used_counts_as_training_time(tmp_pa
     if accuracy.status == "timeout":  # a loaded machine: the held-out pass ran past its limit
         assert budget.metrics["training_s"] < deferred_s
         return
-    assert budget.metrics["training_s"] >= deferred_s
+    assert budget.metrics["training_s"] >= deferred_s, (accuracy.status, accuracy.message)
     assert accuracy.metrics["training_s"] >= deferred_s
     assert accuracy.metrics["accuracy"] > 0.5  # trained, and graded on the outputs timed
