@@ -25,7 +25,6 @@ import base64
 import contextlib
 import functools
 import hashlib
-import importlib.metadata
 import importlib.util
 import json
 import time
@@ -555,10 +554,20 @@ def reference_for(assignment: Assignment, device: str) -> Any:
 
 
 def _torch_version() -> str:
-    """torch's version, read from its installed metadata (importing torch takes a second)."""
-    try:
-        return importlib.metadata.version("torch")
-    except importlib.metadata.PackageNotFoundError:
-        import torch
+    """torch's version, read from the `version.py` torch's build writes beside its
+    `__init__.py` (importing torch takes a second, `importlib.metadata` tens of ms); else
+    from torch itself."""
+    spec = importlib.util.find_spec("torch")
+    for folder in (spec.submodule_search_locations or []) if spec is not None else []:
+        with contextlib.suppress(OSError, SyntaxError, ValueError, UnicodeDecodeError):
+            tree = ast.parse(Path(folder, "version.py").read_text(encoding="utf-8"))
+            for node in tree.body:
+                if (
+                    isinstance(node, ast.Assign)
+                    and [getattr(target, "id", None) for target in node.targets] == ["__version__"]
+                    and isinstance(version := ast.literal_eval(node.value), str)
+                ):
+                    return version
+    import torch
 
-        return torch.__version__
+    return torch.__version__

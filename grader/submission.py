@@ -29,7 +29,6 @@ from typing import IO
 
 from grader.course import Assignment
 from grader.errors import BadInput
-from grader.notebook.convert import to_module
 from grader.notebook.reading import MAX_NOTEBOOK_BYTES, read_cells
 from grader.safecopy import (
     CREATE_FLAGS,
@@ -319,6 +318,8 @@ def _from_notebook(
     data: bytes, name: str, source: Path, copy: Path, assignment: Assignment
 ) -> Submission:
     """Write the module made of the notebook `data` (called `name`) into `copy`."""
+    from grader.notebook.convert import to_module  # only notebooks need it (and its parser)
+
     module_file = assignment.files[0]
     made = to_module(read_cells(data, name), name, module_file)
     out = os.open(copy / module_file, CREATE_FLAGS, 0o600)

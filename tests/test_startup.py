@@ -22,7 +22,8 @@ try:
     main()
 except SystemExit as done:
     code = done.code
-heavy = ("torch", "grader.batch", "grader.pool", "pytest", "numpy")
+heavy = ("torch", "grader.batch", "grader.pool", "pytest", "numpy", "grader.report.junit",
+         "grader.notebook.convert")
 print(json.dumps({"code": code, "loaded": [m for m in heavy if m in sys.modules]}))
 """
 
@@ -45,6 +46,9 @@ def test_grading_a_numpy_assignment_with_cached_references_never_imports_torch(t
     assert again["code"] in (0, None)
     assert "torch" not in again["loaded"]
     assert "grader.batch" not in again["loaded"] and "grader.pool" not in again["loaded"]
+    # Nor what only another format or a notebook needs.
+    assert "grader.report.junit" not in again["loaded"]
+    assert "grader.notebook.convert" not in again["loaded"]
 
 
 @pytest.mark.parametrize("args", [("--help",), ("list",)])
@@ -61,6 +65,17 @@ def test_the_command_list_is_the_commands_own_help():
         assert command is not None and command.name == name
         if summary:
             assert command.get_short_help_str(limit=len(summary) + 1) == summary
+
+
+def test_torchs_version_is_read_without_importing_it():
+    done = subprocess.run(
+        [sys.executable, "-c", "import sys, json; from grader.refcache import _torch_version; "
+         "print(json.dumps([_torch_version(), 'torch' in sys.modules]))"],
+        capture_output=True, text=True, cwd=ROOT, check=True,
+    )  # fmt: skip
+    import torch
+
+    assert json.loads(done.stdout) == [torch.__version__, False]
 
 
 def test_only_plain_top_level_functions_are_answered_without_the_module(tmp_path):

@@ -12,7 +12,6 @@ from rich.table import Table
 from grader.cli.common import assignment_argument, course_option, handle_errors
 from grader.course import Assignment, load_course
 from grader.errors import BadInput
-from grader.notebook.starter import starter_notebook
 
 
 @click.command("list")
@@ -82,6 +81,8 @@ def _init_notebook(spec: Assignment, target: Path, force: bool) -> None:
         )
     if path.exists() and not force:
         raise BadInput(f"{path} already exists; your work is kept. Use --force to overwrite it.")
+    from grader.notebook.starter import starter_notebook  # `list` need not import it
+
     text = starter_notebook(spec)
     target.mkdir(parents=True, exist_ok=True)
     path.write_text(text, encoding="utf-8")

@@ -1,24 +1,39 @@
 """Views of a `Grade`: the rich table for people, machine formats for CI and LMSs.
 
-Each format is a function `Grade -> str` in its own module; `FORMATS` names them for the
-CLI. The table is also available as renderables for printing to a live console.
+Each format is a function `Grade -> str` in its own module, imported when first used;
+`FORMATS` names them for the CLI. The table is also available as renderables for printing
+to a live console.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import importlib
+from collections.abc import Callable, Iterator, Mapping
 
-from grader.report.gradescope import to_gradescope
-from grader.report.json_report import to_json
-from grader.report.junit import to_junit
-from grader.report.markdown import to_markdown
-from grader.report.table import to_text
 from grader.result import Grade
 
-FORMATS: dict[str, Callable[[Grade], str]] = {
-    "table": to_text,
-    "json": to_json,
-    "gradescope": to_gradescope,
-    "junit": to_junit,
-    "markdown": to_markdown,
+_WRITERS = {  # format: (module, function)
+    "table": ("grader.report.table", "to_text"),
+    "json": ("grader.report.json_report", "to_json"),
+    "gradescope": ("grader.report.gradescope", "to_gradescope"),
+    "junit": ("grader.report.junit", "to_junit"),
+    "markdown": ("grader.report.markdown", "to_markdown"),
 }
+
+
+class _Formats(Mapping[str, Callable[[Grade], str]]):
+    """Each format's function, imported when first asked for: a grade written as JSON
+    need not import the XML writer."""
+
+    def __getitem__(self, name: str) -> Callable[[Grade], str]:
+        module, function = _WRITERS[name]
+        return getattr(importlib.import_module(module), function)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(_WRITERS)
+
+    def __len__(self) -> int:
+        return len(_WRITERS)
+
+
+FORMATS: Mapping[str, Callable[[Grade], str]] = _Formats()
