@@ -213,6 +213,12 @@ class GradePlugin:
         """The device reference computations run on: "cpu" or "cuda"."""
         return self.device_name
 
+    @pytest.hookimpl(trylast=True)
+    def pytest_sessionfinish(self, session: pytest.Session) -> None:
+        """Every check and fixture is done with the worker (pytest's own hook tore the
+        fixtures down first): let it end while pytest finishes up."""
+        self.sandbox.stop()
+
     # -- running and reporting --------------------------------------------------------------
 
     @pytest.hookimpl(tryfirst=True)

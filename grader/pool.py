@@ -22,6 +22,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterable
@@ -29,6 +30,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from grader import cleanup
 from grader.course import Course
 from grader.errors import BadInput, GraderError
 from grader.lms import Person
@@ -37,6 +39,7 @@ from grader.report import FORMATS
 from grader.runner import grade
 from grader.sandbox.libc import die_with_parent
 from grader.sandbox.limits import Limits
+from grader.sandbox.placement import prefer_slot
 from grader.sandbox.proxy import use_fork_server
 
 STARTUP_TIMEOUT_S = 180.0
@@ -44,7 +47,7 @@ READY = {"op": "ready"}
 GRADER_ROOT = str(Path(__file__).resolve().parent.parent)
 WORKER_BOOTSTRAP = (
     "import sys; sys.path.insert(0, sys.argv[1]); "
-    "from grader.pool import worker_main; worker_main(int(sys.argv[2]))"
+    "from grader.pool import worker_main; worker_main(*map(int, sys.argv[2:]))"
 )
 TASKS_PER_WORKER = 200
 STOP_WAIT_S = 5.0
@@ -111,13 +114,15 @@ def _interrupt(signum: int, frame: Any) -> None:
     raise KeyboardInterrupt
 
 
-def worker_main(fd: int) -> None:
+def worker_main(fd: int, slot: int = 0, slots: int = 1) -> None:
     """A grading process: grade the students it is sent, one at a time, until told to stop.
 
     It reads the batch's `sys.path` and then its `WorkerConfig` from the socket `fd`, then
     answers one reply per student. SIGTERM (from the batch, or from Linux when the batch
-    dies) interrupts the grade in progress, which kills its sandbox on the way out.
+    dies) interrupts the grade in progress, which kills its sandbox on the way out. It is
+    number `slot` of the pool's `slots` processes: its workers run on that slot's CPU.
     """
+    prefer_slot(slot, slots)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, _interrupt)
     conn = multiprocessing.connection.Connection(fd)
@@ -137,6 +142,7 @@ def worker_main(fd: int) -> None:
             task = conn.recv()
             if task is None:
                 conn.close()
+                cleanup.finish()  # the last grade's folders and cgroup, which exit leaves
                 os._exit(0)  # nothing left to flush; skip the interpreter's slow teardown
             before = CacheStats(**asdict(cache.stats))
             reply = _grade_one(task, config, course, _check_reporter(conn, config))
@@ -211,13 +217,16 @@ def _grade_message(tests: Iterable[Any]) -> str:
 class GradingProcess:
     """The batch's handle on one grading process (`python -c` running `worker_main`)."""
 
-    def __init__(self, config: WorkerConfig, log: Path) -> None:
+    def __init__(self, config: WorkerConfig, log: Path, slot: int = 0, slots: int = 1) -> None:
+        """`slot` of `slots`: which of the pool's processes this is (see `prefer_slot`)."""
         ours, theirs = socket.socketpair()
         self.log = log
+        self.slot = slot
         log.parent.mkdir(parents=True, exist_ok=True)
+        numbers = [str(theirs.fileno()), str(slot), str(slots)]
         with log.open("ab") as stderr:
             self.process = subprocess.Popen(
-                [sys.executable, "-c", WORKER_BOOTSTRAP, GRADER_ROOT, str(theirs.fileno())],
+                [sys.executable, "-c", WORKER_BOOTSTRAP, GRADER_ROOT, *numbers],
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.DEVNULL,
                 stderr=stderr,
@@ -276,6 +285,30 @@ class GradingProcess:
             if lines:
                 return lines[-1][-300:]
         return ""
+
+
+class Slots:
+    """Numbers for the grading processes this process runs, the lowest free first: each
+    process's workers run on the CPU its number picks (`prefer_slot`), so the processes of
+    one pool, and of several pools side by side (the service's, one per assignment), spread
+    over the CPUs instead of pinning onto one by chance."""
+
+    def __init__(self) -> None:
+        self._taken: set[int] = set()
+        self._lock = threading.Lock()  # the service runs a pool per assignment, on threads
+
+    def take(self) -> int:
+        with self._lock:
+            slot = next(n for n in range(len(self._taken) + 1) if n not in self._taken)
+            self._taken.add(slot)
+            return slot
+
+    def give_back(self, slot: int) -> None:
+        with self._lock:
+            self._taken.discard(slot)
+
+
+_SLOTS = Slots()
 
 
 class Pool:
@@ -364,12 +397,19 @@ class Pool:
         deadline = time.monotonic() + STOP_WAIT_S
         for worker in self.workers:
             worker.wait_or_kill(deadline)
+            _SLOTS.give_back(worker.slot)
         self.workers = []
         self.idle = []
 
     def _start(self) -> GradingProcess:
         self.started += 1
-        worker = GradingProcess(self.config, self.logs / f"worker-{self.started}.log")
+        slot = _SLOTS.take()
+        log = self.logs / f"worker-{self.started}.log"
+        try:
+            worker = GradingProcess(self.config, log, slot, max(self.jobs, slot + 1))
+        except BaseException:
+            _SLOTS.give_back(slot)
+            raise
         self.workers.append(worker)
         return worker
 
@@ -377,6 +417,7 @@ class Pool:
         """Stop a process that timed out, died or has graded its share."""
         worker.stop(wait_s=1.0)
         self.workers.remove(worker)
+        _SLOTS.give_back(worker.slot)
         if not worker.ready:
             raise GraderError(self._failed_start(worker))
 

@@ -177,7 +177,7 @@ def grade(
     limits = limits or assignment.limits
     check_device_name(device)
     source = Path(submission) if submission is not None else Path.cwd()
-    with ScratchFolder("grade") as workdir:
+    with ScratchFolder("grade", remove_later=True) as workdir:
         prepared = prepare(source, assignment, workdir)
         sandbox = Sandbox(
             prepared.folder,
@@ -225,7 +225,7 @@ def grade(
                 journal.close(completed=False)
             raise
         finally:
-            sandbox.close()
+            sandbox.close(finish_later=True)
         if journal is not None:
             journal.close(completed=True)
     return Grade(

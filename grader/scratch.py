@@ -15,6 +15,8 @@ import tempfile
 from pathlib import Path
 from typing import IO
 
+from grader import cleanup
+
 try:
     import fcntl
 except ImportError:  # Windows: folders are still removed after use, only not after a crash
@@ -25,10 +27,14 @@ _swept = False
 
 
 class ScratchFolder:
-    """A private, empty folder for one use; `remove()` (or leaving the `with`) deletes it."""
+    """A private, empty folder for one use; `remove()` (or leaving the `with`) deletes it.
 
-    def __init__(self, kind: str) -> None:
+    `remove_later`: leaving the `with` leaves the removal to `grader.cleanup`'s thread.
+    """
+
+    def __init__(self, kind: str, *, remove_later: bool = False) -> None:
         _sweep_once()
+        self.remove_later = remove_later
         self.path = Path(tempfile.mkdtemp(prefix=f"{PREFIX}{kind}-"))
         self._lock_path = _lock_path(self.path)
         self._lock: IO[str] | None = None
@@ -52,7 +58,10 @@ class ScratchFolder:
         return self.path
 
     def __exit__(self, *exc_info: object) -> None:
-        self.remove()
+        if self.remove_later:
+            cleanup.defer(self.remove)
+        else:
+            self.remove()
 
 
 def sweep(folder: Path | None = None) -> list[Path]:

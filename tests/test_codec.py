@@ -33,6 +33,8 @@ from grader.sandbox.codec import (
     ProtocolError,
     Ref,
     pack,
+    plain,
+    scalar_reply,
     unpack,
 )
 
@@ -495,6 +497,217 @@ def test_frames_from_the_grader_may_still_be_json():
     try:
         channel.send({"op": "exit"})
         assert channel.recv(from_grader=True) == ({"op": "exit"}, [])
+    finally:
+        os.close(r)
+        os.close(w)
+
+
+def test_an_array_sent_back_bare_takes_the_shape_and_dtype_of_the_array_sent():
+    sent = np.zeros((2, 3), dtype=">f4")  # big-endian: it came back in this machine's order
+    values = np.arange(6, dtype=np.float32)
+    got = Decoder([values.tobytes()]).bare_array(sent, 0)
+    assert got.shape == (2, 3) and got.dtype == np.dtype("=f4")
+    np.testing.assert_array_equal(got.ravel(), values)
+
+
+@pytest.mark.parametrize(
+    ("sent", "index", "blobs"),
+    [
+        ({"a": 1}, 0, [bytes(8)]),
+        ([1.0], 0, [bytes(8)]),
+        (np.zeros(2), 0, [bytes(8)]),
+        (np.zeros(2), 0, [bytes(24)]),
+        (np.zeros(2), 1, [bytes(16)]),
+        (np.zeros(2), -1, [bytes(16)]),
+        (np.zeros(2), True, [bytes(16), bytes(16)]),
+        (np.zeros(2), "0", [bytes(16)]),
+    ],
+    ids=["dict", "list", "short", "long", "index", "negative", "bool-index", "text-index"],
+)
+def test_a_bare_array_is_refused_unless_its_blob_fits_an_array_sent(sent, index, blobs):
+    with pytest.raises(ProtocolError):
+        Decoder(blobs).bare_array(sent, index)
+
+
+def test_a_bare_array_cannot_share_a_blob_with_another_array():
+    decoder = Decoder([bytes(16)])
+    decoder.decode({"$a": 0, "dtype": "<f8", "shape": [2]})
+    with pytest.raises(ProtocolError, match="blob"):
+        decoder.bare_array(np.zeros(2), 0)
+    decoder = Decoder([bytes(16)])
+    decoder.bare_array(np.zeros(2), 0)
+    with pytest.raises(ProtocolError, match="blob"):
+        decoder.bare_array(np.zeros(2), 0)
+
+
+# -- the lean path: plain calls and replies of one plain value --------------------------------
+
+PLAIN_VALUES = [
+    0,
+    -1,
+    2**70,
+    True,
+    False,
+    None,
+    "",
+    'quote " backslash \\ newline \n nul \x00 é ✓ \U0001f600 lone \ud800',
+    1.5,
+    -0.0,
+    1e308,
+    5e-324,
+    0.1,
+]
+
+
+@pytest.mark.parametrize("value", PLAIN_VALUES, ids=repr)
+def test_a_scalar_reply_is_byte_for_byte_what_pack_writes(value):
+    assert plain((value,))
+    expected = pack({"op": "result", "value": Encoder().encode(value), "sync": []}, [])
+    assert scalar_reply(value) == expected
+    header, blobs = unpack(*_split(expected))
+    assert blobs == [] and header["value"] == value and type(header["value"]) is type(value)
+
+
+class Count(int):
+    pass
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        float("nan"),
+        float("inf"),
+        -float("inf"),
+        Count(3),
+        np.float64(1.0),
+        np.int64(1),
+        np.ones(2),
+        [1],
+        (1,),
+        {},
+        b"x",
+    ],
+    ids=repr,
+)
+def test_values_that_are_not_plain_take_the_general_path(value):
+    assert not plain((1, value))
+    assert scalar_reply(value) is None
+
+
+def test_an_int_too_long_for_text_fails_in_a_scalar_reply_as_in_pack():
+    with pytest.raises(ValueError, match="4300"):
+        pack({"op": "result", "value": 10**5000, "sync": []}, [])
+    with pytest.raises(ValueError, match="4300"):
+        scalar_reply(10**5000)
+
+
+RESULT_HEAD, RESULT_TAIL = '{"op":"result","value":', ',"sync":[],"blobs":[]}'
+MIDDLES = [
+    "1", " 1", "1 ", "-0", "-0.0", "1e999", "-1e999", "NaN", "Infinity", "-Infinity",
+    '"x"', '"\\ud800"', '"\\u0000"', "true", "tru", "null", "", "[1]", '{"$a":0}',
+    '1,"op":"error"', '1,"sync":[[0,1]]', '"a""b"', "1}", '{"a":1', "01", "1.", "\u00e9",
+]  # fmt: skip
+HEADER_TEXTS = [
+    *(RESULT_HEAD + middle + RESULT_TAIL for middle in MIDDLES),
+    ' {"op":"result","value":1,"sync":[],"blobs":[]}',
+    '{"op":"result","value":1,"sync":[],"blobs":[]}\n',
+    '{"op":"result","value":1,"sync":[],"blobs":[]}{}',
+    '{"op":"result","value":1,"sync":[],"blobs":[],"extra":2}',
+    '{"op":"result","value":1,"sync":[],"blobs":[1]}',
+    '{"op":"result","value":1,"sync":[],"blobs":"x"}',
+    '{"op":"result","value":1,"sync":[]}',
+    '{"value":1,"op":"result","sync":[],"blobs":[]}',
+    '{"op":"result","value":1,"sync":[],"blobs":[]}'.replace("1", "[" * 5000),
+    "[]",
+    "",
+]
+
+
+def _reference_header(data: bytes) -> object:
+    """What the general reader makes of a JSON header: the header, or the error's type."""
+    try:
+        header = json.JSONDecoder(parse_constant=_refuse).decode(data.decode("utf-8"))
+    except (ValueError, RecursionError) as error:
+        return ("refused", "header is not valid JSON", type(error).__name__)
+    if type(header) is not dict:
+        return ("refused", "header is not an object")
+    lengths = header.pop("blobs", None)
+    if type(lengths) is not list or any(type(n) is not int or n < 0 for n in lengths):
+        return ("refused", "bad blob table")
+    if sum(lengths):
+        return ("refused", "blob lengths do not add up")
+    return header
+
+
+def _refuse(name):
+    raise ValueError(name)
+
+
+def _read_header(data: bytes) -> object:
+    try:
+        header, _ = unpack(data, b"")
+    except ProtocolError as error:
+        cause = error.__cause__
+        return ("refused", str(error), *([type(cause).__name__] if cause is not None else []))
+    return header
+
+
+@pytest.mark.parametrize("text", HEADER_TEXTS, ids=lambda text: text[:40])
+def test_a_header_reads_as_the_json_decoder_reads_it_or_is_refused_alike(text):
+    for data in (text.encode(), text.encode() + b"\xff"):
+        expected, got = _reference_header(data), _read_header(data)
+        assert got == expected
+        if isinstance(got, dict) and "value" in got:  # -0.0 == 0 == False: types too
+            assert repr(got["value"]) == repr(expected["value"])
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(alphabet='{}[]",:.-+eE0123456789aeflnrstuNIfinity \\', max_size=30))
+def test_any_text_around_a_result_reads_as_the_json_decoder_reads_it(middle):
+    data = (RESULT_HEAD + middle + RESULT_TAIL).encode()
+    expected, got = _reference_header(data), _read_header(data)
+    assert got == expected
+    if isinstance(got, dict) and "value" in got:
+        assert repr(got["value"]) == repr(expected["value"])
+
+
+def test_a_plain_call_is_read_only_from_the_grader_and_carries_no_blobs():
+    frame = pack((3, "f", (1, "x", None)), [], marshalled=True)
+    channel, r, w = _pipe_channel()
+    try:
+        os.write(w, frame)
+        assert channel.recv(from_grader=True) == ((3, "f", (1, "x", None)), [])
+        os.write(w, frame)
+        with pytest.raises(ProtocolError, match="only the grader"):
+            channel.recv()
+    finally:
+        os.close(r)
+        os.close(w)
+    with pytest.raises(ProtocolError, match="do not add up"):
+        unpack(frame[12:], b"\0", marshalled=True)
+
+
+def test_frames_read_whole_in_pieces_or_several_at_once_alike():
+    channel, r, w = _pipe_channel()
+    array = np.arange(6.0)
+    encoder = Encoder()
+    first = pack({"op": "a", "v": encoder.encode(array)}, encoder.blobs)
+    second = pack({"op": "b"}, [])
+    try:
+        os.write(w, first)  # one frame, one read: its arrays are the receiver's own
+        header, blobs = channel.recv(deadline=time.monotonic() + 5)
+        got = Decoder(blobs).decode(header["v"])
+        got[0] = 7.0
+        np.testing.assert_array_equal(got, [7.0, 1.0, 2.0, 3.0, 4.0, 5.0])
+        os.write(w, second + first)  # two at once
+        assert channel.recv()[0] == {"op": "b"}
+        assert channel.recv()[0]["op"] == "a"
+        os.write(w, first[:7])  # less than a prefix, then the rest
+        writer = threading.Timer(0.05, os.write, (w, first[7:]))
+        writer.start()
+        header, blobs = channel.recv(deadline=time.monotonic() + 5)
+        writer.join()
+        np.testing.assert_array_equal(Decoder(blobs).decode(header["v"]), array)
     finally:
         os.close(r)
         os.close(w)

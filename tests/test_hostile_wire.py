@@ -9,6 +9,7 @@ Each attack must end in a check status and a small report, never in a stuck or b
 from __future__ import annotations
 
 import textwrap
+import time
 import tracemalloc
 from pathlib import Path
 
@@ -20,8 +21,16 @@ from test_hostile import by_name, graded, replace_function
 from grader.course import load_course
 from grader.report.json_report import to_json
 from grader.runner import grade
+from grader.sandbox.codec import ProtocolError, unpack
 from grader.sandbox.limits import Limits
-from grader.sandbox.proxy import Sandbox, StudentException, SubmissionProxy, WorkerCrashed
+from grader.sandbox.proxy import (
+    Sandbox,
+    StudentError,
+    StudentException,
+    SubmissionProxy,
+    WorkerCrashed,
+    _refused_message,
+)
 
 FORGE = '''
 import gc as _gc, json as _json, os as _os, struct as _struct, time as _time
@@ -65,6 +74,25 @@ def forge_marshal(header):
     _os.write(fd, _struct.pack(">IQ", len(text) | (1 << 31), 0) + text)
     while True:
         _time.sleep(1)
+
+
+def forge_text(text, *blob_sizes, **general):
+    """`forge`, of a header given as its JSON text, with zeroed blobs of these sizes; sent
+    for a plain call, or for a general one when given keyword arguments."""
+    fd = _channel().write_fd
+    _os.set_blocking(fd, True)
+    body = text.encode()
+    data = _struct.pack(">IQ", len(body), sum(blob_sizes)) + body + bytes(sum(blob_sizes))
+    data = memoryview(data)
+    while data:
+        data = data[_os.write(fd, data):]
+    while True:
+        _time.sleep(1)
+
+
+def forge_long(size, **general):
+    """`forge_text` of a result whose value is a text of `size` letters."""
+    forge_text('{"op":"result","value":"' + "x" * size + '","sync":[],"blobs":[]}')
 
 
 def stall():
@@ -230,6 +258,42 @@ def test_a_change_reported_for_an_argument_the_check_did_not_name_is_dropped(hos
     np.testing.assert_array_equal(x, [1.0, 1.0])
 
 
+def test_an_array_reported_as_its_bytes_alone_reaches_only_what_inplace_names(hostile):
+    """A change sent as a blob's number (an array that kept the shape and dtype it was sent
+    with) is held to the same rule as a whole array: dropped for an argument not named."""
+    forged = {"op": "result", "value": None, "sync": [[0, 0]]}
+    x = np.ones(2)
+    assert hostile.forge_after(x, forged, [16]) is None
+    np.testing.assert_array_equal(x, [1.0, 1.0])
+    hostile._sandbox._kill()
+    other = np.ones(2)
+    with hostile.inplace(other):
+        hostile.forge_after(x, forged, [16])
+    np.testing.assert_array_equal(x, [1.0, 1.0])
+    hostile._sandbox._kill()
+    with hostile.inplace(x):
+        hostile.forge_after(x, forged, [16])
+    np.testing.assert_array_equal(x, [0.0, 0.0])  # named: the forged bytes (zeros) land
+
+
+@pytest.mark.parametrize(
+    ("argument", "size", "words"),
+    [
+        (np.ones(2), 8, "wrong length"),
+        (np.ones(2), 24, "wrong length"),
+        ({"w": np.ones(2)}, 16, "only an array"),
+        ([np.ones(2)], 16, "only an array"),
+    ],
+    ids=["short", "long", "dict", "list"],
+)
+def test_bytes_alone_that_do_not_fit_the_array_sent_are_refused(hostile, argument, size, words):
+    forged = {"op": "result", "value": None, "sync": [[0, 0]]}
+    before = repr(argument)
+    with hostile.inplace(argument), pytest.raises(WorkerCrashed, match=words):
+        hostile.forge_after(argument, forged, [size])
+    assert repr(argument) == before
+
+
 @pytest.mark.parametrize(
     ("header", "blob_sizes", "words"),
     [
@@ -311,3 +375,76 @@ def test_printed_output_reaches_the_grade_escaped(tmp_path):
 def test_max_message_mb_must_be_a_positive_number(value):
     with pytest.raises(ValueError, match="max_message_mb"):
         Limits.from_mapping({"max_message_mb": value})
+
+
+def _result(value: str, sync: str = "[]", blobs: str = "[]") -> str:
+    return f'{{"op":"result","value":{value},"sync":{sync},"blobs":{blobs}}}'
+
+
+# Replies a worker may forge to a call of plain values, and their blobs' sizes: each must end
+# alike whether the call went as a plain call or a general one, and as the decoder reads it.
+FORGED_REPLIES = {
+    "int": (_result("1"), ()),
+    "negative zero": (_result("-0.0"), ()),
+    "text": (_result('"s\\u00e9\\ud800"'), ()),
+    "true": (_result("true"), ()),
+    "null": (_result("null"), ()),
+    "list": (_result("[1, 2.5]"), ()),
+    "untagged infinity": (_result("1e999"), ()),
+    "untagged minus infinity": (_result("-1e999"), ()),
+    "bare NaN": (_result("NaN"), ()),
+    "tagged NaN": (_result('{"$f":"nan"}'), ()),
+    "sync entry": (_result("1", sync="[[0, 1]]"), ()),
+    "sync of text": (_result("1", sync='"x"'), ()),
+    "sync of a dict": (_result("1", sync="{}"), ()),
+    "no sync": ('{"op":"result","value":1,"blobs":[]}', ()),
+    "no value": ('{"op":"result","sync":[],"blobs":[]}', ()),
+    "wrong op": ('{"op":"results","value":1,"sync":[],"blobs":[]}', ()),
+    "op twice": ('{"op":"result","value":1,"op":"error","type":"E","message":"m","blobs":[]}', ()),
+    "extra entry": ('{"op":"result","value":1,"sync":[],"blobs":[],"x":2}', ()),
+    "space first": (" " + _result("1"), ()),
+    "blob missing": (_result("1", blobs="[1]"), ()),
+    "blob unused": (_result("1", blobs="[4]"), (4,)),
+    "blob table of text": (_result("1", blobs='"x"'), ()),
+    "negative blob": (_result("1", blobs="[-1]"), ()),
+    "numpy scalar": (_result('{"$s":0,"dtype":"<i8","shape":[]}', blobs="[8]"), (8,)),
+    "handle": (_result('{"$h":0,"cls":"X","methods":["go"]}'), ()),
+}
+
+
+def _ending(action) -> tuple:
+    """How a call ended: what it returned or raised, in words a comparison can use."""
+    try:
+        value = action()
+    except StudentError as error:
+        return ("raised", type(error).__name__, error.message)
+    shown = repr(value) if len(repr(value)) < 200 else (len(value), hash(value))
+    return ("returned", type(value).__name__, shown)
+
+
+def _read_as_the_decoder_does(box: Sandbox, text: str, blob_sizes: tuple, label: str):
+    """The reply read the general way: the frame's header and blobs, then `_read_reply`."""
+    try:
+        header, blobs = unpack(text.encode(), bytearray(sum(blob_sizes)))
+    except ProtocolError as error:
+        raise WorkerCrashed(_refused_message(label, error)) from None
+    return box._read_reply(header, blobs, label, {}, time.monotonic() + 5)
+
+
+@pytest.mark.parametrize(("text", "blob_sizes"), FORGED_REPLIES.values(), ids=FORGED_REPLIES)
+def test_a_forged_reply_to_a_plain_call_ends_as_for_a_general_call(hostile, text, blob_sizes):
+    box = hostile._sandbox
+    plain = _ending(lambda: hostile.forge_text(text, *blob_sizes))
+    box._kill()  # the forging worker hangs; the next call starts another
+    general = _ending(lambda: hostile.forge_text(text, *blob_sizes, general=True))
+    box._kill()
+    decoded = _ending(lambda: _read_as_the_decoder_does(box, text, blob_sizes, "forge_text()"))
+    assert plain == general == decoded
+
+
+def test_a_forged_text_reply_is_taken_up_to_the_limit_and_refused_past_it_by_both_paths(hostile):
+    for options in ({}, {"general": True}):
+        assert hostile.forge_long(3 << 20, **options) == "x" * (3 << 20)
+        hostile._sandbox._kill()
+        with pytest.raises(WorkerCrashed, match="more than the 4 MB allowed"):
+            hostile.forge_long(5 << 20, **options)

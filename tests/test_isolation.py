@@ -537,3 +537,76 @@ def test_both_ways_of_finding_descendants_find_the_same_processes():
             os.kill(pid, signal.SIGKILL)
         tree.kill()
         tree.wait()
+
+
+@pytest.mark.parametrize("forked", [False, True], ids=["fresh", "forked"])
+def test_every_process_of_a_worker_is_in_its_cgroup(submission, forked):
+    """The worker's first process joins its group before it starts any other, so the
+    processes of its namespaces (and all they start) are born in it."""
+    from grader.sandbox import forkserver
+    from grader.sandbox.proxy import descendants, use_fork_server
+
+    if forked:
+        assert use_fork_server() and forkserver.current().ready(wait_s=30)
+    sandbox = Sandbox(submission, "probe", Limits(call_timeout_s=20.0))
+    try:
+        SubmissionProxy(sandbox).exists("/")
+        if not active(sandbox, "memory"):
+            assert sandbox.protections["memory"].startswith("unavailable"), sandbox.protections
+            return
+        family = [sandbox.pid, *descendants(sandbox.pid)]
+        assert len(family) >= (3 if active(sandbox, "processes") else 1)
+        groups = {_worker_groups(pid) for pid in family}
+        assert len(groups) == 1, groups
+        assert len(groups.pop()) >= 1
+    finally:
+        sandbox.close()
+        forkserver.disable()
+
+
+def _worker_groups(pid: int) -> tuple[str, ...]:
+    """The workers' cgroups (by name) that process `pid` is in, one per hierarchy."""
+    from grader.sandbox.cgroups import PREFIX
+
+    lines = Path(f"/proc/{pid}/cgroup").read_text().splitlines()
+    return tuple(sorted(line for line in lines if PREFIX in line))
+
+
+JOIN = """
+import json, os, sys, threading, time
+sys.path.insert(0, sys.argv[1])
+from grader.sandbox.cgroups import join_self
+folders = json.loads(sys.argv[2])
+if sys.argv[3] == "threads":
+    threading.Thread(target=time.sleep, args=(5,), daemon=True).start()
+join_self(folders)
+groups = [open(f"/proc/self/task/{task}/cgroup").read() for task in os.listdir("/proc/self/task")]
+print(json.dumps(groups))
+"""
+
+
+@pytest.mark.parametrize("threads", ["one", "threads"])
+def test_a_process_joining_its_group_takes_all_its_threads(threads):
+    """One thread moves by itself (v1's `tasks`, no kernel grace period to wait for); a
+    process with more threads must not leave any of them outside."""
+    from grader.sandbox import cgroups
+
+    group, state = cgroups.WorkerGroup.create(256, 16)
+    if group is None:
+        assert state.startswith("unavailable")
+        return
+    try:
+        folders = json.dumps([str(folder) for folder in group.folders])
+        done = subprocess.run(
+            [sys.executable, "-c", JOIN, str(ROOT), folders, threads],
+            capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        groups = json.loads(done.stdout)
+        assert len(groups) == (2 if threads == "threads" else 1)
+        name = group.folders[0].name
+        for listing in groups:
+            memberships = [line for line in listing.splitlines() if name in line]
+            assert len(memberships) == len({*group.folders}), listing
+    finally:
+        group.remove()

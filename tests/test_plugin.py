@@ -395,3 +395,50 @@ def test_no_hint_when_the_submission_lacks_the_function(tmp_path):
     (check,) = grade_two(tmp_path, public)
     assert "does not define `quadruple`" in check.message
     assert "Hint" not in check.message
+
+
+def test_the_worker_is_stopped_once_the_checks_and_their_fixtures_are_done_with_it(tmp_path):
+    """So that it ends while pytest finishes; a fixture's teardown still reaches it."""
+    import time
+
+    from grader.plugin import GradePlugin
+    from grader.runner import run_checks
+    from grader.sandbox.proxy import Sandbox
+
+    course = load_course(
+        make_course(
+            tmp_path,
+            """
+            import pytest
+
+            @pytest.fixture
+            def checked_after(student):
+                yield
+                assert student.double(4) == 8
+
+            @pytest.mark.points(1)
+            def test_first(student, checked_after):
+                assert student.double(1) == 2
+
+            @pytest.mark.points(1)
+            def test_last(student, checked_after):
+                assert student.double(2) == 4
+            """,
+        )
+    )
+    assignment = course.assignment("toy")
+    sandbox = Sandbox(tmp_path / "submission", assignment.module, assignment.limits)
+    try:
+        plugin = GradePlugin(
+            assignment, sandbox, seed=1, device="cpu", deadline=time.monotonic() + 120
+        )
+        run_checks(assignment, plugin, public_only=False, keyword=None)
+        assert [(r.status, r.message) for r in plugin.results] == [("passed", "")] * 2
+        assert sandbox.starts == 1
+        stat = Path(f"/proc/{sandbox.pid}/stat")
+        deadline = time.monotonic() + 30
+        while stat.exists() and stat.read_text().rsplit(")", 1)[1].split()[0] not in "ZX":
+            assert time.monotonic() < deadline, "the worker is still running"
+            time.sleep(0.01)
+    finally:
+        sandbox.close()

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from support import FIXTURES
 
+from grader.sandbox import codec
 from grader.sandbox.limits import Limits
 from grader.sandbox.proxy import (
     MissingName,
@@ -65,6 +66,18 @@ def test_in_place_changes_reach_only_the_objects_named_in_inplace(probe):
     np.testing.assert_array_equal(x, [0.0, 2.0, 4.0])
 
 
+def test_inplace_names_leave_with_their_block_even_one_that_raised(probe):
+    x, y = np.arange(3.0), np.arange(3.0)
+    with probe.inplace(x):
+        with pytest.raises(KeyError), probe.inplace(y):
+            raise KeyError("the check failed inside the inner block")
+        probe.double_both(x, y)
+    np.testing.assert_array_equal(x, [0.0, 2.0, 4.0])
+    np.testing.assert_array_equal(y, [0.0, 1.0, 2.0])
+    probe.double_both(x, y)
+    np.testing.assert_array_equal(x, [0.0, 2.0, 4.0])
+
+
 def test_inplace_takes_only_what_can_change_in_place(probe):
     with pytest.raises(TypeError, match="not float"), probe.inplace(1.0):
         pass
@@ -80,6 +93,41 @@ def test_dict_entries_rebound_by_the_student_become_new_objects(probe):
     assert params["rebound"] is not rebound
     np.testing.assert_allclose(params["rebound"], [0.9, 0.9])
     np.testing.assert_array_equal(rebound, [1.0, 1.0])
+
+
+def test_in_place_changes_land_in_arrays_of_any_byte_and_memory_order(probe):
+    swapped = np.arange(3, dtype=">f8")
+    fortran = np.asfortranarray(np.arange(6.0).reshape(2, 3))
+    with probe.inplace(swapped, fortran):
+        probe.double_both(swapped, fortran)
+    np.testing.assert_array_equal(swapped, [0.0, 2.0, 4.0])
+    np.testing.assert_array_equal(fortran, np.arange(6.0).reshape(2, 3) * 2)
+    assert swapped.dtype == np.dtype(">f8") and fortran.flags.f_contiguous
+
+
+def test_an_array_that_kept_its_shape_and_dtype_comes_back_as_its_bytes_alone(probe, monkeypatch):
+    reported = []
+    sync = Sandbox._sync
+
+    def spy(self, decoder, entries, refs, writable=None):
+        reported.extend(node for _, node in entries)
+        return sync(self, decoder, entries, refs, writable)
+
+    monkeypatch.setattr(Sandbox, "_sync", spy)
+    x = np.arange(3.0)
+    with probe.inplace(x):
+        probe.double_in_place(x)
+    assert [type(node) for node in reported] == [int]  # a blob's number, no array node
+    np.testing.assert_array_equal(x, [0.0, 2.0, 4.0])
+
+
+def test_an_array_whose_dtype_the_student_changed_comes_back_whole(probe):
+    """Its bytes alone would be read in the dtype the grader sent: the float values again.
+    Sent whole, as the int64 array it now is, it lands as the grader's array casts it."""
+    x = np.array([1.0, 2.0])
+    with probe.inplace(x):
+        probe.view_as_int64(x)
+    np.testing.assert_array_equal(x, np.array([1.0, 2.0]).view(np.int64).astype(np.float64))
 
 
 def test_lists_are_synced_back(probe):
@@ -259,18 +307,96 @@ def test_builtins_replaced_deleted_or_moved_are_restored_before_the_workers_code
         builtins.__dict__.update(pristine)
 
 
+def test_every_kind_of_write_to_a_dict_changes_the_version_the_worker_checks():
+    from grader.sandbox.worker import dict_version
+
+    namespace = {"a": 1}
+    version = dict_version(namespace)
+    if version is None:
+        pytest.skip("this interpreter keeps no dict version tags: every name is compared")
+    writes = [
+        lambda d: d.__setitem__("b", 2),
+        lambda d: d.__setitem__("a", 3),
+        lambda d: d.pop("b"),
+        lambda d: d.update(c=4),
+        lambda d: d.setdefault("e", 5),
+        lambda d: d.popitem(),
+        lambda d: d.__delitem__("a"),
+        lambda d: d.clear(),
+    ]
+    seen = {version.value}
+    for write in writes:
+        write(namespace)
+        assert version.value not in seen
+        seen.add(version.value)
+    before = version.value
+    assert namespace.get("c") is None and "c" not in namespace and not list(namespace.items())
+    assert version.value == before
+
+
+def test_builtins_replaced_again_after_a_check_are_restored_again():
+    import builtins
+
+    from grader.sandbox.worker import restore_builtins
+
+    pristine = builtins.len
+    try:
+        restore_builtins()
+        restore_builtins()  # nothing written since: nothing to do
+        builtins.len = lambda value: 0
+        restore_builtins()
+        assert builtins.len is pristine
+        builtins.__dict__.update(len=abs, all=lambda values: True, map=zip)  # its own tools
+        restore_builtins()
+        assert builtins.len is pristine and builtins.all(()) and builtins.map is not zip
+    finally:
+        builtins.len = pristine
+
+
 def test_the_worker_reports_changes_only_to_what_inplace_names(probe, monkeypatch):
     reported = []
-    sync = Sandbox._sync
+    unpack = codec.unpack
 
-    def spy(self, decoder, entries, refs, writable=None):
-        reported.append(len(entries))
-        return sync(self, decoder, entries, refs, writable)
+    def spy(*frame, **options):
+        header, blobs = unpack(*frame, **options)
+        if header.get("op") == "result":
+            reported.append(len(header.get("sync", [])))
+        return header, blobs
 
-    monkeypatch.setattr(Sandbox, "_sync", spy)
+    monkeypatch.setattr(codec, "unpack", spy)
     x, y = np.arange(3.0), np.arange(3.0)
     with probe.inplace(x):
         probe.double_both(x, y)
     probe.double_both(x, y)
     assert reported == [1, 0]
     np.testing.assert_array_equal(x, [0.0, 2.0, 4.0])
+
+
+def test_a_method_kept_from_before_a_restart_is_looked_up_again_in_the_new_worker(tmp_path):
+    folder = tmp_path / "submission"
+    folder.mkdir()
+    (folder / "mod.py").write_text("def f():\n    return 1\n\ndef g():\n    return 1\n")
+    box = Sandbox(folder, "mod", Limits(call_timeout_s=2.0))
+    try:
+        student = SubmissionProxy(box)
+        f, g = student.f, student.g
+        assert f() == g() == 1
+        (folder / "mod.py").write_text("def f():\n    return 2\n")
+        box._kill()  # the next call copies the submission again: g is gone
+        assert f() == 2
+        with pytest.raises(MissingName, match="does not define `g`"):
+            g()
+        with pytest.raises(MissingName, match="does not define `g`"):
+            student.g()
+    finally:
+        box.close()
+
+
+def test_a_method_of_an_object_lost_in_a_restart_fails_when_called(probe, sandbox):
+    counter = probe.Counter()
+    increment = counter.increment
+    sandbox._kill()
+    with pytest.raises(StudentError, match="was lost when the worker restarted"):
+        increment()
+    with pytest.raises(StudentError, match="was lost when the worker restarted"):
+        counter.increment()

@@ -4,8 +4,10 @@ Starting a worker from scratch costs ~100 ms (interpreter start, NumPy import), 
 than grading a NumPy assignment takes. A process that starts many workers (a batch's grading
 process, `--repeat`, the benchmarks) calls `enable()` once; from then on `Sandbox` asks the
 template (`grader.sandbox.template`) to fork each worker, and falls back to starting one from
-scratch whenever the template is not ready or has died. Nothing else changes: the child
-hardens itself exactly as a fresh worker does, and grades are identical either way.
+scratch whenever the template is not ready or has died. After each start the template forks
+a spare child in the background, which the next start hands its request to directly, so that
+starting a worker waits for no other process. Nothing else changes: the child hardens itself
+exactly as a fresh worker does, and grades are identical either way.
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ import subprocess
 import sys
 import threading
 from typing import IO, Any
+
+from grader import cleanup
 
 TEMPLATE_BOOTSTRAP = (
     "import sys; sys.path.insert(0, sys.argv[1]); "
@@ -50,6 +54,7 @@ class ForkServer:
         self._socket = ours
         self._lock = threading.Lock()
         self._ready = False
+        self._spare: tuple[int, socket.socket] | None = None  # its pid, our end of its socket
         self.broken = False
 
     def ready(self, wait_s: float = 0.0) -> bool:
@@ -73,14 +78,64 @@ class ForkServer:
         return self._ready
 
     def spawn(self, config: dict[str, Any], env: dict[str, str], fds: list[int]) -> int | None:
-        """Fork a worker holding `fds` (its read end, write end, output); its pid, or None."""
+        """Start a worker holding `fds` (its read end, write end, output); its pid, or None.
+
+        The spare child, if one is waiting, takes the request at once; otherwise the
+        template forks the worker while we wait. Either way, a spare for the next request
+        is then made off the grade's path (`grader.cleanup`'s thread).
+        """
         request = json.dumps({"op": "spawn", "config": config, "env": env}).encode()
         with self._lock:
             if not self._check_ready(0.0):
                 return None
-            reply = self._ask(request, fds)
-        pid = reply.get("pid") if reply else None
-        return pid if isinstance(pid, int) and pid > 0 else None
+            pid = self._hand_to_spare(request, fds)
+            if pid is None:
+                reply = self._ask(request, fds)
+                pid = reply.get("pid") if reply else None
+        if not (isinstance(pid, int) and pid > 0):
+            return None
+        cleanup.defer(self.make_spare)
+        return pid
+
+    @property
+    def spare(self) -> int | None:
+        """The pid of the child waiting to become the next worker, if there is one."""
+        spare = self._spare
+        return spare[0] if spare is not None else None
+
+    def make_spare(self) -> None:
+        """Have the template fork a child that waits for the next spawn request."""
+        with self._lock:
+            if self._spare is not None or not self._check_ready(0.0):
+                return
+            ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+            try:
+                reply = self._ask(b'{"op": "spare"}', [theirs.fileno()])
+            finally:
+                theirs.close()
+            pid = reply.get("pid") if reply else None
+            if isinstance(pid, int) and pid > 0:
+                self._spare = (pid, ours)
+            else:
+                ours.close()
+
+    def _hand_to_spare(self, request: bytes, fds: list[int]) -> int | None:
+        """Send the request to the spare child, if one is waiting (called with the lock
+        held); its pid, or None. A spare dies with its template: none is used once the
+        template has died."""
+        spare, self._spare = self._spare, None
+        if spare is None:
+            return None
+        pid, handoff = spare
+        try:
+            if self.broken or self.process.poll() is not None:
+                return None
+            socket.send_fds(handoff, [request], fds)
+        except OSError:
+            return None
+        finally:
+            handoff.close()
+        return pid
 
     def wait(self, pid: int) -> int | None:
         """Reap a worker this template forked; its exit code (negative: killed by signal)."""
@@ -88,6 +143,18 @@ class ForkServer:
             reply = self._ask(json.dumps({"op": "wait", "pid": pid}).encode(), [])
         code = reply.get("code") if reply else None
         return code if isinstance(code, int) else None
+
+    def forget(self, pid: int) -> None:
+        """Have the template reap a worker it forked once that has exited, without waiting
+        for it (its exit code is not needed)."""
+        with self._lock:
+            if self.broken:
+                return
+            try:
+                self._socket.settimeout(REPLY_TIMEOUT_S)
+                self._socket.send(json.dumps({"op": "forget", "pid": pid}).encode())
+            except OSError:
+                self.broken = True
 
     def _ask(self, request: bytes, fds: list[int]) -> dict | None:
         if self.broken:
@@ -102,8 +169,12 @@ class ForkServer:
         return reply if isinstance(reply, dict) else None
 
     def close(self) -> None:
-        """Stop the template (its workers belong to their sandboxes, which kill them)."""
+        """Stop the template (its workers belong to their sandboxes, which kill them; its
+        spare exits with it)."""
         self.broken = True
+        spare, self._spare = self._spare, None
+        if spare is not None:
+            spare[1].close()
         with contextlib.suppress(OSError):
             self._socket.close()
         with contextlib.suppress(OSError):

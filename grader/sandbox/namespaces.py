@@ -39,6 +39,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import errno
+import functools
 import os
 import platform
 import signal
@@ -270,12 +271,14 @@ class PrivateFiles:
     report: dict[str, str]
 
 
-def _view(needed: list[str]) -> tuple[list[str], list[tuple[str, str]]]:
+@functools.cache
+def view(needed: tuple[str, ...]) -> tuple[tuple[str, ...], tuple[tuple[str, str], ...]]:
     """The real folders to bind into the worker's root, and the links to recreate there
-    (`/bin -> usr/bin` on a merged-/usr system)."""
-    links = [(p, os.readlink(p)) for p in needed if os.path.islink(p)]
+    (`/bin -> usr/bin` on a merged-/usr system). The same for every worker: the fork
+    server's template works it out once (`worker.prepare`)."""
+    links = tuple((p, os.readlink(p)) for p in needed if os.path.islink(p))
     real = [os.path.realpath(p) for p in needed if p != PROC and os.path.exists(p)]
-    return _outermost(real), links
+    return tuple(_outermost(real)), links
 
 
 def _private_terminals(root: str) -> str:
@@ -314,7 +317,9 @@ def _pivot(root: str) -> None:
     _mount(None, "/", None, MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV)
 
 
-def _build_root(root: str, opened: list[tuple[str, int]], links: list[tuple[str, str]]) -> None:
+def _build_root(
+    root: str, opened: list[tuple[str, int]], links: tuple[tuple[str, str], ...]
+) -> None:
     """Bind what the worker reads into `root` (but what lies under /tmp) and recreate links."""
     for path, fd in opened:
         if not inside(path, SCRATCH):  # those go on top of the scratch tmpfs, later
@@ -395,7 +400,7 @@ def private_files(
     """
     name = os.path.basename(folder.rstrip(os.sep))
     source = os.open(os.path.join(folder, "submission"), os.O_RDONLY | os.O_DIRECTORY)
-    binds, links = _view(needed)
+    binds, links = view(tuple(needed))
     opened: list[tuple[str, int]] = []
     # The new root is built on /tmp: every source is held open first, so what /tmp held on
     # the machine (other workers' folders, sockets) is never seen again.

@@ -14,10 +14,12 @@ cap, and its text is capped and escaped where it arrives.
 
 from __future__ import annotations
 
+import _thread
 import contextlib
 import copy
 import functools
 import json
+import math
 import os
 import select
 import signal
@@ -31,6 +33,7 @@ from typing import Any
 
 import numpy as np
 
+from grader import cleanup
 from grader.safecopy import copy_folder
 from grader.safetext import one_line, printable
 from grader.sandbox import forkserver
@@ -45,10 +48,13 @@ from grader.sandbox.codec import (
     Encoder,
     Handle,
     ProtocolError,
+    pack,
+    plain,
 )
 from grader.sandbox.forkserver import ForkedWorker
 from grader.sandbox.hardening import readable_roots
 from grader.sandbox.limits import Limits
+from grader.sandbox.placement import CoLocation, co_locate, spin_seconds
 from grader.scratch import ScratchFolder
 from grader.sourcemap import SourceMap
 from grader.submission import MAX_EXTRACTED_BYTES, MAX_FILES
@@ -64,6 +70,8 @@ PASSED_VARIABLES = ("CUDA_VISIBLE_DEVICES",)  # the worker trains on the GPU the
 EXIT_GRACE_S = 1.0  # how long a worker whose pipe closed may take to report its own exit
 MAX_FRAMES = 8  # of a student's traceback, the innermost
 MAX_REPORTED = 32  # entries of the worker's list of limits and of protections
+_NONE: dict = {}  # the refs and callbacks of a plain call: never written
+_NONE_SYNCED: list = []  # a reply's missing sync list: never written
 
 
 def worker_environment(home: Path | None) -> dict[str, str]:
@@ -208,29 +216,37 @@ class CapturedOutput:
         self._fd: int | None = None
         self._cuts: list[tuple[str, int, int]] = []  # (label, kept end, total end)
 
-    def drain(self, stream: Any) -> threading.Thread:
+    def drain(self, stream: Any) -> threading.Event:
+        """Read `stream` on a thread of its own until its end; the event set at the end.
+
+        The thread is started with `_thread`: `threading.Thread.start` waits until the new
+        thread runs, which on a busy machine holds up a worker's start for milliseconds.
+        """
         fd = stream.fileno()
         os.set_blocking(fd, False)
         with self._lock:
             self._fd = fd
+        ended = threading.Event()
 
         def run() -> None:
-            ready = select.poll()  # not select(): no limit on the descriptor's number
-            ready.register(fd, select.POLLIN | select.POLLHUP | select.POLLERR)
-            with contextlib.suppress(OSError, ValueError):
-                while True:
-                    ready.poll()
-                    with self._lock:
-                        if self._read(fd) == b"":
-                            break
-            with self._lock:
-                if self._fd == fd:
-                    self._fd = None
-                stream.close()
+            try:
+                ready = select.poll()  # not select(): no limit on the descriptor's number
+                ready.register(fd, select.POLLIN | select.POLLHUP | select.POLLERR)
+                with contextlib.suppress(OSError, ValueError):
+                    while True:
+                        ready.poll()
+                        with self._lock:
+                            if self._read(fd) == b"":
+                                break
+                with self._lock:
+                    if self._fd == fd:
+                        self._fd = None
+                    stream.close()
+            finally:
+                ended.set()
 
-        thread = threading.Thread(target=run, daemon=True)
-        thread.start()
-        return thread
+        _thread.start_new_thread(run, ())
+        return ended
 
     def _read(self, fd: int) -> bytes | None:
         """One read of what is pending (called with the lock held): the bytes, b"" at the
@@ -313,14 +329,17 @@ class Sandbox:
         self.last_function: str | None = None  # what the latest call ran: a hint's subject
         self._process: subprocess.Popen | ForkedWorker | None = None
         self._channel: Channel | None = None
-        self._drainer: threading.Thread | None = None
+        self._drainer: threading.Event | None = None  # set once the output is all read
         self._joiner: threading.Thread | None = None
+        self._stopped = False  # whether `stop` has killed the running worker already
         self._module_handle: Handle | None = None
         self._folder: ScratchFolder | None = None
         self._group: WorkerGroup | None = None
         self._out_of_memory = False
         self.group_report = "unavailable: the course turned hardening off"
         self._inplace: list[Any] = []  # the objects `inplace` names, innermost last
+        self._observing = False  # an observer of reported calls is running (`_take_report`)
+        self._placement: CoLocation | None = None  # the worker on the calling thread's CPU
 
     # -- lifecycle --------------------------------------------------------------------------
 
@@ -346,6 +365,9 @@ class Sandbox:
             self._await_ready()
         finally:
             self.output.cut(IMPORT_SECTION)
+        channel = self._channel
+        if self._process is not None and channel is not None and not channel.spin_s:
+            self._placement = co_locate(self._worker_processes())  # ready: see `placement`
 
     def _prepare_folder(self) -> Path:
         """A private folder for the next worker: a fresh copy of the submission and a home.
@@ -370,6 +392,11 @@ class Sandbox:
         """The pid (in the grader's PID namespace) of the running worker's first process."""
         return self._process.pid if self._process is not None else None
 
+    def _worker_processes(self) -> list[int]:
+        """The running worker's processes: its first and every one below it."""
+        pid = self.pid
+        return [] if pid is None else [pid, *descendants(pid)]
+
     @property
     def folder(self) -> Path | None:
         """The running worker's private folder (its copy of the submission and its home)."""
@@ -390,12 +417,16 @@ class Sandbox:
             "limits": self.limits.for_worker(),
             "forbidden_imports": list(self.forbidden_imports),
             "hidden_paths": list(self.hidden_paths),
+            "spin_s": spin_seconds(),
         }
         self._out_of_memory = False
         if self.limits.harden:
             budget = self.limits.memory_mb + self.limits.scratch_mb
             self._group, self.group_report = WorkerGroup.create(budget, self.limits.processes)
-            config["await_group"] = self._group is not None
+            if self._group is not None and self._group.joined_by_worker:
+                config["group"] = [str(folder) for folder in self._group.folders]
+            else:
+                config["await_group"] = self._group is not None
             config["readable_roots"] = list(_worker_roots())
         env = worker_environment(folder / "home")
         forked = self._fork(config, env)
@@ -404,9 +435,11 @@ class Sandbox:
         else:
             self._process, (from_worker_r, to_worker_w) = self._start_fresh(config, env)
         self.starts += 1
+        self._stopped = False
         self._channel = Channel(from_worker_r, to_worker_w, self.limits.max_message_bytes)
+        self._channel.spin_s = config["spin_s"]
         self._drainer = self.output.drain(self._process.stdout)
-        if self._group is not None:
+        if self._group is not None and not self._group.joined_by_worker:
             self._joiner = threading.Thread(
                 target=_move_into_group, args=(self._group, self._process.pid, self._channel)
             )
@@ -537,37 +570,44 @@ class Sandbox:
         `grace_s`: the worker is ending by itself (its pipe closed); let it finish for up to
         that long first, so that the status it reports is its own and not our SIGKILL.
         """
-        process, self._process = self._process, None
+        process = self._stop(grace_s)
         if process is None:
             return None
-        if grace_s > 0:
-            _await_exit(process.pid, grace_s)
-        for _ in range(3):  # descendants may fork while we look; setsid ones leave the group
-            for pid in descendants(process.pid):
-                with contextlib.suppress(ProcessLookupError, PermissionError):
-                    os.kill(pid, signal.SIGKILL)
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(process.pid, signal.SIGKILL)
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.kill(process.pid, signal.SIGKILL)  # a fork may not have its own group yet
-        if self._joiner is not None:  # before the pid can be reaped (and reused), and before
-            self._joiner.join()  # the channel it writes to closes
-            self._joiner = None
         code = process.wait()
         if self._group is not None:
             self._out_of_memory = self._group.out_of_memory()
             self._group.remove()
             self._group = None
+        self._close_pipes()
+        return code
+
+    def _stop(self, grace_s: float = 0.0) -> subprocess.Popen | ForkedWorker | None:
+        """Send SIGKILL to the worker and everything it started; the process (not reaped)."""
+        process, self._process = self._process, None
+        self._release_placement()
+        if process is None:
+            return None
+        if grace_s > 0:
+            _await_exit(process.pid, grace_s)
+        if not self._stopped:
+            _kill_tree(process.pid)
+        if self._joiner is not None:  # before the pid can be reaped (and reused), and before
+            self._joiner.join()  # the channel it writes to closes
+            self._joiner = None
+        return process
+
+    def _close_pipes(self) -> None:
+        """Close our ends of the killed worker's pipes and read the rest of its output (to
+        the end: once no process of it holds the pipe)."""
         if self._channel is not None:
             for fd in (self._channel.read_fd, self._channel.write_fd):
                 with contextlib.suppress(OSError):
                     os.close(fd)
             self._channel = None
         if self._drainer is not None:
-            self._drainer.join(timeout=5)
+            self._drainer.wait(timeout=5)
         self.generation += 1
         self._module_handle = None
-        return code
 
     def _group_state(self) -> str:
         """The worker's cgroup, as the trusted side sees it (not as the worker reports it)."""
@@ -585,13 +625,43 @@ class Sandbox:
             )
         return _exit_description(code)
 
-    def close(self) -> None:
-        """Stop the worker and everything it started, and remove its folder."""
-        self._kill()
-        if self._group is not None:  # created, but no worker was started into it
-            self._group.remove()
-            self._group = None
-        self._remove_folder()
+    def stop(self) -> None:
+        """Send SIGKILL to the worker and everything it started, and go on: for when nothing
+        will call it again (the checks are over), so that it ends while the grade finishes.
+        `close` still waits for its end and cleans up. A worker that no call has reached is
+        left to start: what it reports once ready may still be asked for (a grade whose
+        checks were all resumed from its journal reports the worker's protections)."""
+        if self._process is not None and self._module_handle is not None and not self._stopped:
+            _kill_tree(self._process.pid)
+            self._stopped = True
+            self._release_placement()
+
+    def _release_placement(self, *processes: int) -> None:
+        """Give the calling thread its CPUs back (see `placement`), and `processes` theirs."""
+        if self._placement is not None:
+            self._placement.release(list(processes))
+            self._placement = None
+
+    def close(self, *, finish_later: bool = False) -> None:
+        """Stop the worker and everything it started, and remove its folder.
+
+        `finish_later`: return once all of it is killed and what it printed is read to the
+        end, and leave the rest (reaping it, removing its cgroup and its folder) to
+        `grader.cleanup`'s thread, off the grade's path.
+        """
+        if not finish_later:
+            self._kill()
+            if self._group is not None:  # created, but no worker was started into it
+                self._group.remove()
+                self._group = None
+            self._remove_folder()
+            return
+        process = self._stop()
+        self._close_pipes()
+        group, self._group = self._group, None
+        folder, self._folder = self._folder, None
+        if process is not None or group is not None or folder is not None:
+            cleanup.defer(functools.partial(_finish_closing, process, group, folder))
 
     def _remaining(self) -> float:
         if self.deadline is None:
@@ -609,24 +679,34 @@ class Sandbox:
 
     # -- requests ---------------------------------------------------------------------------
 
-    @contextlib.contextmanager
-    def inplace(self, objects: tuple[Any, ...]) -> Iterator[None]:
+    def inplace(self, objects: tuple[Any, ...]) -> Inplace:
         """While open, the worker's in-place changes to `objects` (arrays, dicts, lists, and
         the arrays, dicts and lists they hold) are written back into them after each call,
         and before each callback during it. Every other argument is left as the caller made
         it, whatever the worker does."""
         for value in objects:
-            if not isinstance(value, np.ndarray | dict | list):
+            if not isinstance(value, _SYNCABLE):
                 kind = type(value).__name__
                 raise TypeError(f"inplace() takes arrays, dicts and lists, not {kind}")
-        depth = len(self._inplace)
-        self._inplace.extend(objects)
-        try:
-            yield
-        finally:
-            del self._inplace[depth:]
+        return Inplace(self._inplace, objects)
 
-    def call(self, handle: Handle, name: str | None, args: tuple, kwargs: dict) -> Any:
+    def call(
+        self,
+        handle: Handle,
+        name: str | None,
+        args: tuple,
+        kwargs: dict,
+        label: str | None = None,
+        function: str | None = None,
+    ) -> Any:
+        """Call `name` of the worker's object `handle` (the object itself for None).
+        `label` and `function`: the call's `_call_label` and its `function_of`, if known."""
+        if label is None:
+            label = _call_label(handle, name)
+            function = function_of(label)
+        self.last_function = function
+        if not kwargs and plain(args):  # the commonest call, sent as it is (see `pack`)
+            return self._request((handle.id, name, args), (), label, _NONE, _NONE)
         callbacks: dict[int, Callable] = {}
 
         def register(func: Callable) -> Callback:
@@ -646,8 +726,6 @@ class Sandbox:
         if self._inplace and encoder.refs:  # the worker reports changes to these alone
             writable = _reachable(self._inplace)
             header["watch"] = [ref for ref, arg in encoder.refs.items() if id(arg) in writable]
-        label = _call_label(handle, name)
-        self.last_function = function_of(label)
         return self._request(header, encoder.blobs, label, encoder.refs, callbacks, writable)
 
     def getattr(self, handle: Handle, name: str) -> Any:
@@ -672,6 +750,9 @@ class Sandbox:
         harness as the worker's own object; everything else is copied in as data. `label`
         names the call in messages (e.g. "train(model, X, y, device)").
         """
+        self.module_handle()
+        if self._placement is not None:  # a few long calls, free to use every CPU (torch)
+            self._release_placement(*self._worker_processes())
         encoder = Encoder(handle_of=_handle_of)
         header = {"op": "harness", "name": function, "args": encoder.encode(tuple(args))}
         self.last_function = function_of(label)
@@ -684,7 +765,7 @@ class Sandbox:
 
     def _request(
         self,
-        header: dict,
+        header: dict | tuple,
         blobs: list[bytes],
         label: str,
         refs: dict[int, Any],
@@ -695,20 +776,48 @@ class Sandbox:
         request, reading and decoding the reply all count against the call's time limit
         (capped by what is left of the grade's); only the trusted side's callbacks do not.
         `writable`: what `inplace` reached when the request was made (see `_sync`)."""
-        self.module_handle()
-        assert self._channel is not None
-        timeout = min(self.call_timeout, self._remaining())
-        deadline = time.monotonic() + timeout
+        if self._observing:  # the worker may have sent more reports: they are not its reply
+            raise RuntimeError("an observer of reported calls may not call into the worker")
+        if self._module_handle is None or self.import_failure is not None:
+            self.module_handle()  # starts the worker, or raises why it cannot
+        channel = self._channel
+        assert channel is not None
+        now = time.monotonic()
+        timeout = self.call_timeout
+        if self.deadline is not None and self.deadline - now < timeout:
+            timeout = max(0.0, self.deadline - now)
+        deadline = now + timeout
+        failures: list[Exception] = []  # of observers (`_take_report`), raised at the end
         try:
-            self._channel.send(header, blobs, deadline, marshalled=True)
+            channel.write(pack(header, blobs, marshalled=True), deadline)
             while True:
-                reply, reply_blobs = self._channel.recv(deadline)
-                if reply.get("op") != "callback":
+                reply, reply_blobs = channel.recv(deadline)
+                op = reply.get("op")
+                if op == "result":  # the commonest reply, one plain value: `_read_reply`'s
+                    value = reply.get("value")  # answer, found without a call
+                    kind = type(value)
+                    if not failures and (
+                        kind is int
+                        or kind is str
+                        or kind is bool
+                        or value is None
+                        or (kind is float and math.isfinite(value))
+                    ):
+                        sync = reply.get("sync", _NONE_SYNCED)
+                        if type(sync) is list and not sync:
+                            return value
                     break
-                spent = self._answer_callback(reply, reply_blobs, refs, callbacks, deadline)
+                if op == "callback":
+                    spent = self._answer_callback(reply, reply_blobs, refs, callbacks, deadline)
+                elif op == "report":
+                    spent = self._take_report(
+                        reply, reply_blobs, refs, callbacks, deadline, failures
+                    )
+                else:
+                    break
                 deadline = min(deadline + spent, time.monotonic() + self._remaining())
                 writable = None  # the check's own code ran: what inplace reaches may differ
-            return self._read_reply(reply, reply_blobs, label, refs, deadline, writable)
+            value = self._read_reply(reply, reply_blobs, label, refs, deadline, writable)
         except ChannelTimeout:
             self._kill()
             raise WorkerTimeout(
@@ -724,6 +833,9 @@ class Sandbox:
         except ProtocolError as error:
             self._kill()
             raise WorkerCrashed(_refused_message(label, error)) from None
+        if failures:
+            raise failures[0]
+        return value
 
     def _read_reply(
         self,
@@ -755,17 +867,24 @@ class Sandbox:
         self, decoder: Decoder, sync: Any, refs: dict[int, Any], writable: set[int] | None = None
     ) -> None:
         """Write the worker's changes to the call's arguments into those `inplace` names (all
-        decoded first, so a refused entry writes nothing). `writable`: the ids `inplace`
-        reaches, if known to be current (no trusted code ran since they were found)."""
+        decoded first, so a refused entry writes nothing). An entry is [argument number,
+        value], the value an encoded node or, for an array that kept the shape and dtype it
+        was sent with, the number of a blob holding its bytes alone (`Decoder.bare_array`
+        reads them in the shape and dtype of the grader's own array). `writable`: the ids
+        `inplace` reaches, if known to be current (no trusted code ran since they were found)."""
         if not isinstance(sync, list):
             raise ProtocolError("bad sync list")
         if not sync:
             return
         updates = []
         for item in sync:
-            if not (isinstance(item, list) and len(item) == 2 and _known(item[0], refs)):
+            if not (type(item) is list and len(item) == 2 and _known(item[0], refs)):
                 raise ProtocolError("bad sync entry")
-            updates.append((refs[item[0]], decoder.decode(item[1])))
+            original, node = refs[item[0]], item[1]
+            if type(node) is int:  # an array that kept its shape and dtype: only its bytes
+                updates.append((original, decoder.bare_array(original, node)))
+            else:
+                updates.append((original, decoder.decode(node)))
         if writable is None:
             writable = _reachable(self._inplace)
         for original, current in updates:
@@ -788,14 +907,7 @@ class Sandbox:
         ident = reply.get("id")
         if type(ident) is not int:
             raise ProtocolError("bad callback id")  # an unknown int is answered below
-        decoder = Decoder(
-            blobs, make_handle=self._remote, resolve_ref=_resolver(refs), deadline=deadline
-        )
-        args = decoder.decode(reply.get("args"))
-        kwargs = decoder.decode(reply.get("kwargs"))
-        if not isinstance(args, tuple) or not isinstance(kwargs, dict):
-            raise ProtocolError("bad callback arguments")
-        self._sync(decoder, reply.get("sync", []), refs)
+        args, kwargs = self._arguments_of(reply, blobs, refs, deadline, "callback")
         started = time.monotonic()
         encoder = Encoder()
         try:
@@ -812,6 +924,49 @@ class Sandbox:
         self._channel.send(answer, encoder.blobs, deadline + spent, marshalled=True)
         return spent
 
+    def _arguments_of(
+        self, reply: dict, blobs: list[memoryview], refs: dict[int, Any], deadline: float, kind: str
+    ) -> tuple[tuple, dict]:
+        """The arguments of a call the worker's code made to a function of ours (a `kind`:
+        callback or report), after the call's changes to its own arguments so far reach what
+        `inplace` names."""
+        decoder = Decoder(
+            blobs, make_handle=self._remote, resolve_ref=_resolver(refs), deadline=deadline
+        )
+        args = decoder.decode(reply.get("args"))
+        kwargs = decoder.decode(reply.get("kwargs"))
+        if not isinstance(args, tuple) or not isinstance(kwargs, dict):
+            raise ProtocolError(f"bad {kind} arguments")
+        self._sync(decoder, reply.get("sync", []), refs)
+        return args, kwargs
+
+    def _take_report(
+        self,
+        reply: dict,
+        blobs: list[memoryview],
+        refs: dict[int, Any],
+        observers: dict,
+        deadline: float,
+        failures: list[Exception],
+    ) -> float:
+        """Show the observer the worker named (`WorkerFunction.reporting_to`) the arguments
+        of one call of its function, after the call's changes to its own arguments so far
+        reach what `inplace` names, as for a callback; the seconds it ran. Its return value
+        goes nowhere, and what it raises is kept in `failures` for the end of the call."""
+        ident = reply.get("id")
+        if not _known(ident, observers):
+            raise ProtocolError("bad report id")
+        args, kwargs = self._arguments_of(reply, blobs, refs, deadline, "report")
+        started = time.monotonic()
+        self._observing = True
+        try:
+            observers[ident](*args, **kwargs)
+        except Exception as error:  # the check's own: it fails the check, after the call
+            failures.append(error)
+        finally:
+            self._observing = False
+        return time.monotonic() - started
+
     def _remote(self, handle: Handle) -> RemoteObject:
         """The stand-in for an object the worker sent: its class name is safe to show, and
         it lists only method names a check could call."""
@@ -827,14 +982,44 @@ def _worker_roots() -> tuple[str, ...]:
 
 def _move_into_group(group: WorkerGroup, pid: int, channel: Channel) -> None:
     """Move the new worker into its cgroup, then tell it to go on (it waits for this before
-    it starts anything). Done here, on a thread, because a move costs the kernel a grace
-    period (~10 ms on cgroup v1) that the worker's own start-up can hide; the worker is
-    running the grader's code until then, never the student's. Whether it joined, the
-    trusted side checks for itself (`_group_state`)."""
+    it starts anything). Done here, on a thread, where the worker cannot join by itself at
+    no cost (cgroup v2: a move costs the kernel a grace period, 5-15 ms, that the worker's
+    own start-up can hide); the worker is running the grader's code until then, never the
+    student's. Whether it joined, the trusted side checks for itself (`_group_state`)."""
     with contextlib.suppress(OSError):
         group.join(pid)
     with contextlib.suppress(ChannelClosed, ChannelTimeout):
         channel.send({"op": "grouped"}, deadline=time.monotonic() + 5)
+
+
+def _kill_tree(root: int) -> None:
+    """Send SIGKILL to process `root`, its process group and every process below it."""
+    for _ in range(3):  # descendants may fork while we look; setsid ones leave the group
+        for pid in descendants(root):
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, signal.SIGKILL)
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(root, signal.SIGKILL)
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.kill(root, signal.SIGKILL)  # a fork may not have its own group yet
+
+
+def _finish_closing(
+    process: subprocess.Popen | ForkedWorker | None,
+    group: WorkerGroup | None,
+    folder: ScratchFolder | None,
+) -> None:
+    """What is left of a closed sandbox once its worker is killed (`Sandbox.close`). A
+    forked worker's template reaps it by itself: asked to wait, it would hold up the next
+    grade's request for as long as the worker takes to end."""
+    if isinstance(process, ForkedWorker):
+        process.server.forget(process.pid)
+    elif process is not None:
+        process.wait()
+    if group is not None:
+        group.remove()
+    if folder is not None:
+        folder.remove()
 
 
 def _await_exit(pid: int, seconds: float) -> None:
@@ -954,20 +1139,53 @@ def _resolver(refs: dict[int, Any]) -> Callable[[int], Any]:
     return resolve
 
 
+_SYNCABLE = (np.ndarray, dict, list)
+
+
+class Inplace:
+    """`Sandbox.inplace`'s block: `objects` join the sandbox's list while it is open (a
+    class, not a generator: a check may open one for each of hundreds of calls)."""
+
+    __slots__ = ("_depth", "_names", "_objects")
+
+    def __init__(self, names: list[Any], objects: tuple[Any, ...]) -> None:
+        self._names = names
+        self._objects = objects
+        self._depth = 0
+
+    def __enter__(self) -> None:
+        self._depth = len(self._names)
+        self._names.extend(self._objects)
+
+    def __exit__(self, *exc: object) -> None:
+        del self._names[self._depth :]
+
+
 def _reachable(roots: list[Any]) -> set[int]:
-    """The ids of `roots` and of every array, dict and list inside them."""
+    """The ids of `roots` and of every array, dict and list inside them (the arrays of a
+    dict, the usual case, without a turn of the loop each)."""
     found: set[int] = set()
     pending = list(roots)
     while pending:
         value = pending.pop()
         key = id(value)
-        if key in found or not isinstance(value, (np.ndarray, dict, list)):
+        if key in found:
             continue
-        found.add(key)
-        if isinstance(value, dict):
-            pending.extend(value.values())
-        elif isinstance(value, list):
+        kind = type(value)
+        if kind is np.ndarray:
+            found.add(key)
+        elif kind is dict or isinstance(value, dict):
+            found.add(key)
+            for item in value.values():
+                if type(item) is np.ndarray:
+                    found.add(id(item))
+                else:
+                    pending.append(item)
+        elif kind is list or isinstance(value, list):
+            found.add(key)
             pending.extend(value)
+        elif isinstance(value, np.ndarray):
+            found.add(key)
     return found
 
 
@@ -1027,9 +1245,15 @@ def _exit_description(code: int | None) -> str:
 
 
 class RemoteObject:
-    """A local stand-in for an object in the worker; its own methods never run student code."""
+    """A local stand-in for an object in the worker; its own methods never run student code.
 
-    __slots__ = ("_generation", "_handle", "_sandbox")
+    A method, once asked for, is kept in the stand-in's `__dict__`, where attribute lookup
+    finds it without a call (`__getattr__` costs more than a small call's other work: the
+    interpreter raises and clears an AttributeError first); whether the object is still
+    alive, and whether a restarted module still lists it, is checked when it is called.
+    """
+
+    __slots__ = ("__dict__", "_generation", "_handle", "_sandbox")
 
     def __init__(self, sandbox: Sandbox, handle: Handle, generation: int) -> None:
         object.__setattr__(self, "_sandbox", sandbox)
@@ -1038,20 +1262,28 @@ class RemoteObject:
 
     def _live_handle(self) -> Handle:
         sandbox: Sandbox = self._sandbox
-        if self._handle.id != 0 and self._generation != sandbox.generation:
+        handle = self._handle
+        if handle.id == 0:  # the module: its worker's (`module_handle`, inlined: every call)
+            current = sandbox._module_handle
+            if current is None or sandbox.import_failure is not None:
+                current = sandbox.module_handle()
+            return current
+        if self._generation != sandbox.generation:
             raise StudentError(
-                f"this {self._handle.cls} object was lost when the worker restarted after an "
+                f"this {handle.cls} object was lost when the worker restarted after an "
                 "earlier failure."
             )
-        return self._handle if self._handle.id != 0 else sandbox.module_handle()
+        return handle
 
     def __getattr__(self, name: str) -> Any:
         if name.startswith("__"):
             raise AttributeError(name)
         handle = self._live_handle()
-        if name in handle.methods:
-            return RemoteMethod(self, name)
-        return self._sandbox.getattr(handle, name)
+        if name not in handle.methods:
+            return self._sandbox.getattr(handle, name)
+        method = RemoteMethod(self, name, handle)
+        object.__getattribute__(self, "__dict__")[name] = method
+        return method
 
     def __setattr__(self, name: str, value: Any) -> None:
         self._sandbox.setattr(self._live_handle(), name, value)
@@ -1069,15 +1301,23 @@ class RemoteObject:
 class RemoteMethod:
     """A method or function of a remote object, called in the worker."""
 
-    __slots__ = ("_name", "_owner")
+    __slots__ = ("_function", "_label", "_listed", "_name", "_owner")
 
-    def __init__(self, owner: RemoteObject, name: str) -> None:
+    def __init__(self, owner: RemoteObject, name: str, listed: Handle) -> None:
         self._owner = owner
         self._name = name
+        self._listed = listed  # the handle that lists it as a method
+        self._label = _call_label(owner._handle, name)  # the module's: "name()", any handle
+        self._function = function_of(self._label)
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        handle = self._owner._live_handle()
-        return self._owner._sandbox.call(handle, self._name, args, kwargs)
+        owner = self._owner
+        handle = owner._live_handle()
+        if handle is not self._listed:  # the module, in a worker started since
+            if self._name not in handle.methods:  # as the attribute lookup would have found
+                return owner._sandbox.getattr(handle, self._name)(*args, **kwargs)
+            self._listed = handle
+        return owner._sandbox.call(handle, self._name, args, kwargs, self._label, self._function)
 
     def __repr__(self) -> str:
         return f"<{self._owner._handle.cls}.{self._name} in the sandbox>"
@@ -1105,7 +1345,7 @@ class SubmissionProxy(RemoteObject):
                 with contextlib.suppress(StudentError):
                     sandbox.seterr(previous)
 
-    def inplace(self, *objects: Any) -> contextlib.AbstractContextManager[None]:
+    def inplace(self, *objects: Any) -> Inplace:
         """`with student.inplace(params): optimizer.update(params, grads)` writes the worker's
         in-place changes to `params` (and the arrays in it) back into `params`: when the call
         returns, and before each function the call is given is called back, so that a

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import builtins
 import contextlib
+import functools
 import importlib
 import json
 import math
@@ -27,6 +28,7 @@ from typing import Any
 import numpy as np
 
 from grader.forbidden import install_import_guard
+from grader.sandbox.cgroups import join_self
 from grader.sandbox.codec import (
     Callback,
     Channel,
@@ -35,9 +37,18 @@ from grader.sandbox.codec import (
     Handle,
     ProtocolError,
     Ref,
+    define_function,
+    scalar_reply,
 )
 from grader.sandbox.hardening import harden, readable_roots
-from grader.sandbox.namespaces import Isolation, inside, isolate, private_files, watch_parent
+from grader.sandbox.namespaces import (
+    Isolation,
+    inside,
+    isolate,
+    private_files,
+    view,
+    watch_parent,
+)
 from grader.sandbox.privileges import UID_BASE, is_root
 
 _RLIMITS = {
@@ -54,21 +65,58 @@ _PRISTINE_BUILTINS = dict(builtins.__dict__)
 _BUILTIN_VALUES = tuple(_PRISTINE_BUILTINS.values())
 
 
+def dict_version(namespace: dict) -> Any | None:
+    """A live view (`.value`) of the version tag CPython keeps in each dict and changes at
+    every write to it (3.11 to 3.13), where this interpreter is checked to have one (its
+    layout, and a new value at each kind of write); None elsewhere."""
+    try:
+        import ctypes
+    except ImportError:
+        return None
+    header = object.__basicsize__  # a reference count and a type
+    if sys.implementation.name != "cpython" or dict.__basicsize__ != header + 32:
+        return None
+    offset = header + ctypes.sizeof(ctypes.c_ssize_t)  # after the number of entries
+
+    def tag(d: dict) -> Any:
+        return ctypes.c_uint64.from_address(id(d) + offset)
+
+    probe: dict = {}
+    seen = {tag(probe).value}
+    for change in (lambda: probe.update(a=1), lambda: probe.update(a=2), probe.clear):
+        change()
+        if tag(probe).value in seen:
+            return None
+        seen.add(tag(probe).value)
+    return tag(namespace)
+
+
+_BUILTINS_VERSION = dict_version(builtins.__dict__)
+_checked_version = -1  # the builtins' version when they were last found pristine
+_len, _all, _map = len, all, map  # what the check itself uses, as the builtins were
+
+
 def restore_builtins() -> None:
     """Undo any replacement of builtins by student code before the worker's own code runs."""
-    namespace = builtins.__dict__
-    # The usual case, all untouched, is checked at C speed (it runs for every message): the
-    # values in the dict's order, by identity, so no student code runs for it. Replacing a
-    # binding changes a value there, deleting one shifts the rest, and then every name is
-    # looked up below. (Code set on breaking the worker could pop an entry and re-add its
-    # value under another name unseen; it gains nothing by that it could not have otherwise.)
-    if len(namespace) == len(_BUILTIN_VALUES) and all(
-        map(operator.is_, namespace.values(), _BUILTIN_VALUES)
-    ):
+    global _checked_version
+    # It runs for every message: the usual case, nothing written to the builtins since the
+    # last check, is one read of their dict's version tag, where the interpreter has one.
+    if _BUILTINS_VERSION is not None and _BUILTINS_VERSION.value == _checked_version:
         return
-    for name, value in _PRISTINE_BUILTINS.items():
-        if namespace.get(name) is not value:
-            namespace[name] = value
+    namespace = builtins.__dict__
+    # Else the values in the dict's order, by identity, at C speed, so no student code runs
+    # for it. Replacing a binding changes a value there, deleting one shifts the rest, and
+    # then every name is looked up below. (Without a version tag, code set on breaking the
+    # worker could pop an entry and re-add its value under another name unseen; it gains
+    # nothing by that it could not have otherwise.)
+    if _len(namespace) != _len(_BUILTIN_VALUES) or not _all(
+        _map(operator.is_, namespace.values(), _BUILTIN_VALUES)
+    ):
+        for name, value in _PRISTINE_BUILTINS.items():
+            if namespace.get(name) is not value:
+                namespace[name] = value
+    if _BUILTINS_VERSION is not None:
+        _checked_version = _BUILTINS_VERSION.value
 
 
 class CallbackFailed(Exception):
@@ -156,20 +204,45 @@ class Worker:
     # -- requests -------------------------------------------------------------------------
 
     def serve(self) -> None:
+        recv = self.channel.recv
         while True:
-            header, blobs = self.channel.recv(from_grader=True)
-            if header.get("op") == "exit":
+            header, blobs = recv(from_grader=True)
+            if type(header) is tuple:
+                self.call_plain(header)
+            elif header.get("op") == "exit":
                 return
-            self.dispatch(header, blobs)
+            else:
+                self.dispatch(header, blobs)
 
-    def dispatch(self, header: dict, blobs: list[bytes]) -> None:
+    def call_plain(self, request: tuple) -> None:
+        """A call whose arguments the grader sent as they are (a plain call: see `pack`):
+        nothing to decode, no argument to watch, and a plain result goes back as
+        `scalar_reply` writes it."""
+        try:
+            target, name, args = request
+            target = self.objects[target]
+            value = (target if name is None else getattr(target, name))(*args)
+            restore_builtins()
+            frame = scalar_reply(value)
+            if frame is None:
+                self._reply_value(value, [])
+            else:
+                self.channel.write(frame)
+        except BaseException as exc:  # the student's failure is data for the grader
+            restore_builtins()
+            self._send(describe_exception(exc, self.submission_dir))
+
+    def dispatch(self, header: dict | tuple, blobs: list[bytes]) -> None:
+        if type(header) is tuple:
+            self.call_plain(header)
+            return
         op = header.get("op")
         call = ArgumentWatch()
         decoder = Decoder(
             blobs,
             make_callback=lambda callback: self._callback(callback, call),
             make_handle=self._object_for,
-            make_function=self._function,
+            make_function=lambda *spec: self._function(*spec, call=call),
         )
         try:
             target = self.objects[header["target"]] if "target" in header else None
@@ -198,21 +271,65 @@ class Worker:
         except BaseException as exc:  # the student's failure is data for the grader
             restore_builtins()
             self._send(describe_exception(exc, self.submission_dir))
+        finally:
+            call.finished = True
 
-    def _function(self, name: str, source: str) -> Any:
+    def _function(
+        self,
+        name: str,
+        source: str,
+        free: tuple[str, ...],
+        cells: list,
+        report: int | None = None,
+        call: ArgumentWatch | None = None,
+    ) -> Any:
         """A function the grader sent as source (`grader.portable`), defined here with only
-        NumPy, math and the builtins in reach; each text is compiled once."""
-        key = (name, source)
-        function = self.functions.get(key)
-        if function is None:
+        NumPy, math and the builtins in reach; each text is compiled once. One that closes
+        over values is made afresh from them (data decoded with this message). `report`: the
+        grader's observer of its calls, told of each while `call` runs (`_reporting`)."""
+        function = self._made(name, source, free, cells)
+        if report is None:
+            return function
+        if call is None:
+            raise ProtocolError("a function that reports its calls outside a call")
+        return self._reporting(function, report, call)
+
+    def _reporting(self, function: Any, report: int, call: ArgumentWatch) -> Any:
+        """`function`, telling the grader of each call while `call` runs: its arguments,
+        and the changes `call` has made to its own arguments so far, which the grader's
+        observer reads as it would as a callback. No answer is awaited: what the student's
+        code gets is what `function` returns here."""
+
+        def reported(*args: Any, **kwargs: Any) -> Any:
+            if not call.finished:
+                restore_builtins()
+                encoder = Encoder(handle_for=self.handle_for)
+                header = {
+                    "op": "report",
+                    "id": report,
+                    "args": encoder.encode(args),
+                    "kwargs": encoder.encode(kwargs),
+                    "sync": _sync_entries(encoder, call.changes(final=False)),
+                }
+                self.channel.send(header, encoder.blobs)
+            return function(*args, **kwargs)
+
+        reported.__name__ = function.__name__
+        return reported
+
+    def _made(self, name: str, source: str, free: tuple[str, ...], cells: list) -> Any:
+        key = (name, source, free)
+        made = self.functions.get(key)
+        if made is None:
             namespace = {"__builtins__": builtins, "np": np, "numpy": np, "math": math}
-            exec(compile(source, f"<grader's {name}>", "exec"), namespace)
-            function = namespace.get(name)
-            if not callable(function):
-                raise ProtocolError(f"the source sent for {name[:100]!r} does not define it")
+            try:
+                maker = define_function(name, source, free, namespace)
+            except (SyntaxError, ValueError) as error:
+                raise ProtocolError(f"the source sent for {name[:100]!r}: {error}") from None
+            made = maker if free else maker()
             if len(self.functions) < MAX_FUNCTIONS:
-                self.functions[key] = function
-        return function
+                self.functions[key] = made
+        return made(*cells) if free else made
 
     def _object_for(self, handle: Handle) -> Any:
         """The worker's own object behind a handle the grader sent back as an argument."""
@@ -227,7 +344,7 @@ class Worker:
             header = {
                 "op": "result",
                 "value": encoder.encode(value),
-                "sync": [[ref, encoder.encode(current)] for ref, current in changes],
+                "sync": _sync_entries(encoder, changes),
             }
         except (TypeError, ValueError) as exc:
             header = {"op": "error", "type": "TypeError", "message": f"cannot return it: {exc}"}
@@ -250,12 +367,12 @@ class Worker:
                 "id": callback.id,
                 "args": encoder.encode(args),
                 "kwargs": encoder.encode(kwargs),
-                "sync": [[ref, encoder.encode(now)] for ref, now in call.changes(final=False)],
+                "sync": _sync_entries(encoder, call.changes(final=False)),
             }
             self.channel.send(header, encoder.blobs)
             while True:
                 reply, blobs = self.channel.recv(from_grader=True)
-                op = reply.get("op")
+                op = reply.get("op") if type(reply) is dict else None
                 if op == "callback_result":
                     decoder = Decoder(
                         blobs,
@@ -281,6 +398,7 @@ class ArgumentWatch:
         self.refs: dict[int, Any] = {}
         self.start: dict[int, Any] = {}
         self.reported: dict[int, Any] = {}
+        self.finished = False  # replied: what its arguments do now is no longer reported
 
     def watch(self, refs: dict[int, Any], wanted: Any) -> None:
         """Watch the arguments `wanted` names (numbers of `refs`, the call's arguments)."""
@@ -290,19 +408,38 @@ class ArgumentWatch:
             if type(ref) is not int:
                 raise ProtocolError("bad watch list")
         self.refs = refs
-        self.start = self.reported = _snapshot({ref: refs[ref] for ref in wanted if ref in refs})
+        self.start = self.reported = {
+            ref: _state(refs[ref])
+            for ref in wanted
+            if ref in refs and isinstance(refs[ref], _WATCHABLE)
+        }
 
     def changes(self, *, final: bool) -> list[tuple[int, Any]]:
+        """What changed, as (argument number, value); an array still of the shape and dtype
+        it arrived with is given as its bytes alone (see `_sync_entries`)."""
         if not self.start:  # no array, dict or list among the arguments
             return []
         if final:
             if self.reported is self.start:  # no callback reported anything in between
-                return _changes(self.refs, self.start)
-            return _changes(self.refs, self.start, self.reported)
+                return self._bare(_changes(self.refs, self.start))
+            return self._bare(_changes(self.refs, self.start, self.reported))
         changed = _changes(self.refs, self.reported)
         if changed:
             self.reported = _snapshot({ref: self.refs[ref] for ref in self.start})
+        return self._bare(changed)
+
+    def _bare(self, changed: list[tuple[int, Any]]) -> list[tuple[int, Any]]:
+        """`changed` with each array that kept the shape and dtype it arrived with replaced by
+        its bytes: the grader knows the rest."""
+        start = self.start
+        for i, (ref, value) in enumerate(changed):
+            arrived = start.get(ref) if type(value) is np.ndarray else None
+            if type(arrived) is tuple and value.shape == arrived[0] and value.dtype == arrived[1]:
+                changed[i] = (ref, value.tobytes())
         return changed
+
+
+_WATCHABLE = (np.ndarray, dict, list)
 
 
 def _state(obj: Any) -> Any:
@@ -316,9 +453,7 @@ def _state(obj: Any) -> Any:
 
 def _snapshot(refs: dict[int, Any]) -> dict[int, Any]:
     """What each argument looked like when it arrived, to find what the call changed."""
-    return {
-        ref: _state(obj) for ref, obj in refs.items() if isinstance(obj, np.ndarray | dict | list)
-    }
+    return {ref: _state(obj) for ref, obj in refs.items() if isinstance(obj, _WATCHABLE)}
 
 
 def _changes(refs: dict[int, Any], *snapshots: dict[int, Any]) -> list[tuple[int, Any]]:
@@ -326,10 +461,11 @@ def _changes(refs: dict[int, Any], *snapshots: dict[int, Any]) -> list[tuple[int
     identity."""
     changed = []
     by_identity: dict[int, int] | None = None
-    for ref, before in snapshots[0].items():
+    first, *others = snapshots
+    for ref, before in first.items():
         obj = refs[ref]
         now = _state(obj)
-        if now == before and all(now == snapshot[ref] for snapshot in snapshots[1:]):
+        if now == before and (not others or all(now == snapshot[ref] for snapshot in others)):
             continue
         if isinstance(obj, np.ndarray):
             changed.append((ref, obj))
@@ -341,6 +477,21 @@ def _changes(refs: dict[int, Any], *snapshots: dict[int, Any]) -> list[tuple[int
         else:
             changed.append((ref, [_kept(v, by_identity) for v in obj]))
     return changed
+
+
+def _sync_entries(encoder: Encoder, changes: list[tuple[int, Any]]) -> list[list[Any]]:
+    """The `sync` list of a reply: [argument number, value] for each change, where a value
+    of bytes (an array in the shape and dtype the grader sent it with) goes as the number of
+    its blob alone."""
+    entries = []
+    blobs = encoder.blobs
+    for ref, value in changes:
+        if type(value) is bytes:
+            entries.append([ref, len(blobs)])
+            blobs.append(value)
+        else:
+            entries.append([ref, encoder.encode(value)])
+    return entries
 
 
 def _kept(value: Any, by_identity: dict[int, int]) -> Any:
@@ -399,6 +550,11 @@ def describe_exception(exc: BaseException, submission_dir: str) -> dict:
 def forbidden_locations(names: tuple[str, ...]) -> dict[str, str]:
     """The installed folders of the forbidden libraries (folder -> name), found without
     importing them, so the worker can be kept from reading their files at all."""
+    return dict(_forbidden_locations(names))
+
+
+@functools.cache
+def _forbidden_locations(names: tuple[str, ...]) -> tuple[tuple[str, str], ...]:
     import importlib.util
 
     found = {}
@@ -410,7 +566,20 @@ def forbidden_locations(names: tuple[str, ...]) -> dict[str, str]:
         for location in (spec.submodule_search_locations or []) if spec else []:
             if os.path.isdir(location):
                 found[os.path.realpath(location)] = name
-    return found
+    return tuple(found.items())
+
+
+def prepare(config: dict[str, Any]) -> None:
+    """In the fork server's template, before it forks a worker for `config`: work out what
+    that worker would otherwise work out after its fork, the same for every worker (where
+    the forbidden libraries lie, what of the machine its root shows), so the fork inherits
+    it. Names with a dot are left to the worker: finding them imports their parent."""
+    names = tuple(config.get("forbidden_imports", ()))
+    if all(isinstance(name, str) and "." not in name for name in names):
+        forbidden_locations(names)
+    roots = config.get("readable_roots")
+    if roots:
+        view(tuple(roots))
 
 
 def confine(config: dict[str, Any], isolation: Isolation) -> tuple[str, list[str], dict[str, str]]:
@@ -476,7 +645,11 @@ def main(config_json: str) -> None:
     config = json.loads(config_json)
     watch_parent(config.get("parent_pid"))
     channel = Channel(config["read_fd"], config["write_fd"])
-    if config.get("await_group"):
+    channel.spin_s = float(config.get("spin_s", 0.0))
+    if config.get("group"):  # children are born in it; the grader sees whether it joined
+        with contextlib.suppress(OSError):
+            join_self(config["group"])
+    elif config.get("await_group"):
         channel.recv()  # the grader has moved us into our cgroup: children are born in it
     isolation = isolate(config["limits"].get("harden", True))
     submission_dir, applied, protections = confine(config, isolation)

@@ -1,0 +1,139 @@
+"""Where a worker runs, and how its calls wait: awake on two CPUs, or asleep on one.
+
+A call into the worker is two wake-ups: the grader's request wakes the worker, its reply
+wakes the grader. Asleep, each wake-up costs a scheduler round, and on a virtual machine
+waking an idle CPU, or switching one from one process's address space to another, costs
+more than the whole call. Two ways round it, chosen per grading process:
+
+* A grader with a CPU to spare for its worker (`spin_seconds`: a lone grader allowed two
+  CPUs or more, or one of a pool's processes where the CPUs number twice the processes) has
+  each end of the channel poll awake for a moment (`SPIN_S`) before it sleeps, so a quick
+  reply is read on a CPU that never left its process. At most `SPIN_S` of CPU is spent on a
+  wait that turns out long, once per message; where the spins keep the other end from
+  running (the machine's other CPUs are busy), they back off (`Channel._missed`).
+* Graders side by side with no CPU to spare (`prefer_slot`: a pool's processes): `co_locate`
+  puts each worker's processes and the grader thread that calls it on one CPU once the
+  worker is ready (its import ran on whatever CPU was free, alongside the grader's own
+  start-up), the CPU its slot names, so two graders do not pin onto one CPU by chance, and
+  `CoLocation.release` gives the thread its CPUs back when the worker goes. Nothing is done
+  where only one CPU is allowed or the platform has no `sched_setaffinity`.
+
+This is placement, not confinement: the worker may widen its own affinity again, only
+within the CPUs its cgroup's cpuset allows (the kernel's rule, which no affinity call can
+break), or stop polling, and gains nothing by either but slower calls. It cannot reach the
+grader's threads: they lie outside its PID namespace, and a root grader's worker runs as
+another uid without capabilities.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import threading
+
+AVAILABLE = hasattr(os, "sched_setaffinity") and hasattr(os, "sched_getaffinity")
+_slot: tuple[int, int] | None = None  # (this process's slot, how many) when set by a pool
+SPIN_S = 50e-6  # a lone grader's channel: how long each read polls before it sleeps
+
+
+def prefer_slot(slot: int, slots: int) -> None:
+    """This process is number `slot` of `slots` grading side by side: its workers go to the
+    allowed CPU that number picks (wrapping round), wherever it happens to run."""
+    global _slot
+    _slot = (slot, slots) if slots > 1 else None
+
+
+def spin_seconds() -> float:
+    """How long each end of the next worker's channel polls awake before it sleeps:
+    `SPIN_S` where the CPUs allowed number at least twice the graders side by side (one for
+    each end of every channel), else 0 (its worker is co-located)."""
+    if not AVAILABLE:
+        return 0.0
+    graders = _slot[1] if _slot is not None else 1
+    try:
+        return SPIN_S if len(os.sched_getaffinity(0)) >= 2 * graders else 0.0
+    except OSError:
+        return 0.0
+
+
+class CoLocation:
+    """A worker and the grader thread that calls it, both held on `cpu` until `release`."""
+
+    def __init__(self, cpu: int, thread: int, mask: set[int], threads: set[int]) -> None:
+        self.cpu = cpu
+        self._thread = thread  # the pinned thread's id, so any thread may release it
+        self._mask = mask  # its CPUs before
+        self._threads = threads  # the process's threads before: later ones inherited the pin
+
+    def release(self, processes: list[int] = ()) -> None:
+        """Give the thread its CPUs back, and so every thread started meanwhile that still
+        holds only this CPU (it inherited the pin from the thread that started it); and to
+        `processes` (a worker that goes on running)."""
+        pinned = {self.cpu}
+        for task in [self._thread, *(_tasks(os.getpid()) - self._threads)]:
+            with contextlib.suppress(OSError):
+                if os.sched_getaffinity(task) == pinned:
+                    os.sched_setaffinity(task, self._mask)
+        _pin(processes, self._mask)
+
+
+def co_locate(processes: list[int]) -> CoLocation | None:
+    """Put `processes` (a worker's) and the calling thread on one CPU; None where nothing
+    was done (one CPU allowed, no such call, the CPU refused)."""
+    if not AVAILABLE:
+        return None
+    try:
+        mask = os.sched_getaffinity(0)
+    except OSError:
+        return None
+    cpu = _choose(mask)
+    if cpu is None or not _pin(processes, {cpu}):
+        return None
+    thread = threading.get_native_id()
+    threads = _tasks(os.getpid())
+    try:
+        os.sched_setaffinity(0, {cpu})
+    except OSError:
+        _pin(processes, mask)
+        return None
+    return CoLocation(cpu, thread, mask, threads)
+
+
+def _choose(allowed: set[int]) -> int | None:
+    """The CPU for this thread's next worker: its slot's, else the one it runs on."""
+    if len(allowed) < 2:
+        return None
+    if _slot is not None:
+        ordered = sorted(allowed)
+        return ordered[_slot[0] % len(ordered)]
+    cpu = current_cpu()
+    return cpu if cpu in allowed else None
+
+
+def current_cpu() -> int | None:
+    """The CPU the calling thread last ran on (Linux: field 39 of its /proc stat)."""
+    try:
+        with open("/proc/thread-self/stat", "rb") as stat:
+            return int(stat.read().rsplit(b")", 1)[1].split()[36])
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def _pin(processes: list[int], cpus: set[int]) -> bool:
+    """Set the CPUs of every thread of `processes`; whether any took them (a process may
+    end meanwhile; a CPU outside its cpuset is refused)."""
+    done = False
+    for pid in processes:
+        for task in _tasks(pid) or {pid}:
+            with contextlib.suppress(OSError):
+                os.sched_setaffinity(task, cpus)
+                done = True
+    return done
+
+
+def _tasks(pid: int) -> set[int]:
+    """The thread ids of process `pid` (empty where /proc cannot say)."""
+    try:
+        return {int(task) for task in os.listdir(f"/proc/{pid}/task")}
+    except (OSError, ValueError):
+        return set()

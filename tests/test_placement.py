@@ -1,0 +1,287 @@
+"""How a worker's calls wait. A lone grader's channel polls awake on two CPUs before it
+sleeps, and backs off where that does not pay. A pool's worker runs on the CPU of the
+grader thread that calls it, and only while it lives: the thread gets its CPUs back when the
+worker goes, the worker cannot move the grader, and nothing is pinned where there is nothing
+to choose."""
+
+from __future__ import annotations
+
+import os
+import textwrap
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from grader import pool
+from grader.sandbox import placement
+from grader.sandbox.codec import MAX_SPIN_BACKOFF, Channel, scalar_reply
+from grader.sandbox.limits import Limits
+from grader.sandbox.proxy import Sandbox, SubmissionProxy
+
+PROBE = textwrap.dedent(
+    """
+    import os
+
+    def cpus():
+        return sorted(os.sched_getaffinity(0))
+
+    def move(pid, cpus):
+        \"\"\"Set the CPUs of task `pid` (0: this one); the error's name if refused.\"\"\"
+        try:
+            os.sched_setaffinity(pid, cpus)
+        except OSError as error:
+            return type(error).__name__
+        return "done"
+    """
+)
+needs_two_cpus = pytest.mark.skipif(
+    not placement.AVAILABLE or len(os.sched_getaffinity(0)) < 2,
+    reason="needs sched_setaffinity and two CPUs",
+)
+
+
+@pytest.fixture
+def box(tmp_path: Path, monkeypatch):
+    """A sandbox on the probe, started by one of as many grading processes side by side as
+    there are CPUs (so it is co-located); the test thread's CPUs are put back whatever the
+    test does."""
+    monkeypatch.setattr(placement, "_slot", None)
+    placement.prefer_slot(0, len(os.sched_getaffinity(0)) if placement.AVAILABLE else 2)
+    yield from _sandbox(tmp_path)
+
+
+@pytest.fixture
+def lone_box(tmp_path: Path, monkeypatch):
+    """A sandbox on the probe, started by a lone grading process."""
+    monkeypatch.setattr(placement, "_slot", None)
+    yield from _sandbox(tmp_path)
+
+
+@pytest.fixture(autouse=True)
+def _cpus_restored():
+    mask = os.sched_getaffinity(0) if placement.AVAILABLE else None
+    yield
+    if mask is not None:
+        os.sched_setaffinity(0, mask)
+
+
+def _sandbox(tmp_path: Path) -> Iterator[Sandbox]:
+    folder = tmp_path / "submission"
+    folder.mkdir()
+    (folder / "probe.py").write_text(PROBE)
+    sandbox = Sandbox(folder, "probe", Limits(call_timeout_s=5.0))
+    yield sandbox
+    sandbox.close()
+
+
+@needs_two_cpus
+def test_a_ready_worker_and_the_calling_thread_share_one_cpu_until_the_worker_closes(box):
+    mask = os.sched_getaffinity(0)
+    assert SubmissionProxy(box).cpus() == [box._placement.cpu]
+    cpu = box._placement.cpu
+    assert cpu in mask
+    assert os.sched_getaffinity(0) == {cpu}
+    for pid in box._worker_processes():
+        assert os.sched_getaffinity(pid) == {cpu}
+    box.close()
+    assert os.sched_getaffinity(0) == mask
+
+
+@needs_two_cpus
+def test_a_stopped_worker_gives_the_thread_its_cpus_back_before_it_closes(box):
+    mask = os.sched_getaffinity(0)
+    SubmissionProxy(box).cpus()
+    box.stop()
+    assert box._placement is None
+    assert os.sched_getaffinity(0) == mask
+
+
+@needs_two_cpus
+def test_a_restarted_worker_is_placed_again_and_the_thread_released_in_between(box):
+    proxy = SubmissionProxy(box)
+    mask = os.sched_getaffinity(0)
+    proxy.cpus()
+    box._kill()
+    assert os.sched_getaffinity(0) == mask
+    assert proxy.cpus() == [box._placement.cpu]
+
+
+@needs_two_cpus
+def test_a_thread_started_while_pinned_gets_the_cpus_back_with_its_starter(box):
+    """Threads inherit their starter's CPUs (a thread pool a reference starts, say)."""
+    mask = os.sched_getaffinity(0)
+    SubmissionProxy(box).cpus()
+    release = threading.Event()
+    started = threading.Thread(target=release.wait)
+    started.start()
+    try:
+        assert os.sched_getaffinity(started.native_id) == {box._placement.cpu}
+        box.close()
+        assert os.sched_getaffinity(started.native_id) == mask
+    finally:
+        release.set()
+        started.join()
+
+
+@needs_two_cpus
+def test_the_worker_cannot_move_the_grader_and_widens_itself_only_within_its_cpus(box):
+    proxy = SubmissionProxy(box)
+    mask = os.sched_getaffinity(0)
+    proxy.cpus()
+    cpu = box._placement.cpu
+    other = sorted(mask - {cpu})
+    if box.protections["processes"].startswith("active"):  # else it sees us: same uid or not
+        for task in (os.getpid(), threading.get_native_id()):  # outside its PID namespace
+            assert proxy.move(task, other) != "done"
+    assert os.sched_getaffinity(0) == {cpu}
+    # Its own CPUs it may change (placement, not confinement), within what it is allowed.
+    assert proxy.move(0, list(range(os.cpu_count() or 1))) == "done"
+    assert set(proxy.cpus()) <= mask
+
+
+@needs_two_cpus
+def test_a_worker_set_to_train_gets_every_cpu_back(box, monkeypatch):
+    mask = os.sched_getaffinity(0)
+    SubmissionProxy(box).cpus()
+    monkeypatch.setattr(Sandbox, "_request", lambda self, *args, **kwargs: None)
+    box.harness("prepare", (), label="preparing torch in the worker")
+    assert box._placement is None
+    assert os.sched_getaffinity(0) == mask
+    for pid in box._worker_processes():
+        assert os.sched_getaffinity(pid) == mask
+
+
+@pytest.mark.skipif(not placement.AVAILABLE, reason="needs sched_setaffinity")
+def test_nothing_is_pinned_where_only_one_cpu_is_allowed(box):
+    one = {min(os.sched_getaffinity(0))}
+    os.sched_setaffinity(0, one)
+    assert SubmissionProxy(box).cpus() == sorted(one)
+    assert box._placement is None
+    assert os.sched_getaffinity(0) == one
+
+
+def test_nothing_is_pinned_where_the_platform_cannot(box, monkeypatch):
+    monkeypatch.setattr(placement, "AVAILABLE", False)
+    mask = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else None
+    assert SubmissionProxy(box).cpus()
+    assert box._placement is None
+    if mask is not None:
+        assert os.sched_getaffinity(0) == mask
+
+
+def test_a_pools_processes_take_one_cpu_each_by_their_slot(monkeypatch):
+    monkeypatch.setattr(placement, "_slot", None)
+    placement.prefer_slot(1, 3)
+    assert placement._choose({0, 4, 6}) == 4
+    placement.prefer_slot(4, 5)
+    assert placement._choose({0, 4, 6}) == 4  # more processes than CPUs: round the CPUs
+    placement.prefer_slot(0, 1)  # one process: the CPU it runs on
+    assert placement._slot is None
+    assert placement._choose({0}) is None
+
+
+def test_pools_side_by_side_give_their_processes_distinct_slots(monkeypatch, tmp_path):
+    slots = []
+
+    class Started:
+        def __init__(self, config, log, slot, count):
+            self.slot = slot
+            slots.append((slot, count))
+
+        def stop(self, wait_s):
+            pass
+
+    monkeypatch.setattr(pool, "GradingProcess", Started)
+    monkeypatch.setattr(pool, "_SLOTS", pool.Slots())
+    first_pool = pool.Pool(2, config=None, timeout_s=1.0, logs=tmp_path)
+    second_pool = pool.Pool(2, config=None, timeout_s=1.0, logs=tmp_path)
+    first = first_pool._start()
+    first_pool._start()
+    second_pool._start()
+    first.ready = True
+    first_pool._discard(first)  # it died; the next process takes its slot
+    second_pool._start()
+    assert slots == [(0, 2), (1, 2), (2, 3), (0, 2)]
+
+
+@needs_two_cpus
+def test_a_lone_graders_worker_is_not_pinned_and_both_ends_poll_before_they_sleep(lone_box):
+    mask = os.sched_getaffinity(0)
+    proxy = SubmissionProxy(lone_box)
+    assert proxy.cpus() == sorted(mask)
+    assert lone_box._placement is None
+    assert lone_box._channel.spin_s == placement.SPIN_S
+    assert os.sched_getaffinity(0) == mask
+    assert [proxy.cpus() for _ in range(200)] == [sorted(mask)] * 200
+
+
+@pytest.mark.skipif(not placement.AVAILABLE, reason="needs sched_setaffinity")
+def test_a_grader_spins_only_with_a_cpu_to_spare_for_its_worker(monkeypatch):
+    monkeypatch.setattr(placement, "_slot", None)
+    mask = os.sched_getaffinity(0)
+    assert placement.spin_seconds() == (placement.SPIN_S if len(mask) >= 2 else 0.0)
+    os.sched_setaffinity(0, {min(mask)})
+    assert placement.spin_seconds() == 0.0
+    os.sched_setaffinity(0, mask)
+    eight = set(range(8))
+    monkeypatch.setattr(placement.os, "sched_getaffinity", lambda pid: eight)
+    placement.prefer_slot(0, 4)  # four graders on eight CPUs: a CPU for each end
+    assert placement.spin_seconds() == placement.SPIN_S
+    placement.prefer_slot(0, 5)
+    assert placement.spin_seconds() == 0.0
+    monkeypatch.setattr(placement, "_slot", None)
+    monkeypatch.setattr(placement, "AVAILABLE", False)
+    assert placement.spin_seconds() == 0.0
+
+
+def _pipe_channel(spin_s: float) -> tuple[Channel, int]:
+    read_fd, write_fd = os.pipe()
+    channel = Channel(read_fd, write_fd)
+    channel.spin_s = spin_s
+    return channel, write_fd
+
+
+def _written_after(channel: Channel, write_fd: int, delay_s: float, value: int) -> int:
+    """The value of a frame another thread writes `delay_s` after this read starts."""
+    writer = threading.Timer(delay_s, os.write, (write_fd, scalar_reply(value)))
+    writer.start()
+    header = channel.recv(time.monotonic() + 5)[0]
+    writer.join()
+    return header["value"]
+
+
+def test_a_frame_already_there_is_read_by_the_spin():
+    channel, write_fd = _pipe_channel(1e-3)
+    os.write(write_fd, scalar_reply(7))
+    assert channel.recv(time.monotonic() + 5)[0]["value"] == 7
+    assert (channel._spin_misses, channel._spin_skips) == (0, 0)
+
+
+def test_a_spin_that_gave_up_just_before_the_frame_came_is_skipped_for_more_reads_each_time():
+    """A frame soon after the spin gave up: the spin likely kept the writer from running."""
+    channel, write_fd = _pipe_channel(0.05)  # in the way: within 4 * 0.05 s of giving up
+    assert _written_after(channel, write_fd, 0.07, 1) == 1
+    assert (channel._spin_misses, channel._spin_skips) == (1, 2)
+    for value in (2, 3):  # skipped: straight to sleep
+        assert _written_after(channel, write_fd, 0.07, value) == value
+    assert (channel._spin_misses, channel._spin_skips) == (1, 0)
+    assert _written_after(channel, write_fd, 0.07, 4) == 4  # spun again, in the way again
+    assert (channel._spin_misses, channel._spin_skips) == (2, 4)
+    channel._spin_skips = 0
+    os.write(write_fd, scalar_reply(5))
+    assert channel.recv(time.monotonic() + 5)[0]["value"] == 5  # a spin that pays resets
+    assert (channel._spin_misses, channel._spin_skips) == (0, 0)
+    for _ in range(MAX_SPIN_BACKOFF + 2):  # as if every spin got in the way
+        channel._missed(time.perf_counter())
+    assert channel._spin_misses == MAX_SPIN_BACKOFF
+    assert channel._spin_skips == 1 << MAX_SPIN_BACKOFF
+
+
+def test_a_frame_long_after_the_spin_gave_up_leaves_the_spin_on():
+    """The writer was merely busy (a long call): the spin was not in its way."""
+    channel, write_fd = _pipe_channel(1e-3)
+    assert _written_after(channel, write_fd, 0.2, 1) == 1
+    assert (channel._spin_misses, channel._spin_skips) == (0, 0)
