@@ -1,8 +1,12 @@
 """Hidden checks for assignment4: numerical derivatives and gradients against autograd.
 
-Each test function is written once in torch: the student's code calls it back with NumPy
-arrays (through the sandbox, one round trip per call, so the arrays stay small) and the
-reference differentiates it exactly with torch.autograd in float64. Tolerances suit a central
+Each test function is written twice: in NumPy, as the student's code calls it, and in torch
+(`TORCH_TWINS`), which the reference differentiates exactly with torch.autograd in float64;
+the grader's own tests hold each pair to the same values. The NumPy one is marked
+`runs_in_worker`: its text, and the arrays it reads, travel to the worker and it runs next
+to the student's code instead of crossing the pipe twice per call. Where a check's evidence
+is where f is called, each call is reported to an observer in this process (`reporting_to`),
+which records it; the student's code gets f's value from the worker. Tolerances suit a central
 difference with h = 1e-4 (error of order h**2); a forward difference (error of order h) is
 far outside them. Failures are matched against the usual bugs so the hint can name them.
 """
@@ -13,6 +17,7 @@ import torch
 import torch.nn.functional as F
 
 from grader.compare import as_array, assert_close, expect, fail
+from grader.portable import runs_in_worker
 
 GRADIENT_HINT = (
     "For each element: save tmp_val = x[idx], evaluate f at x[idx] = tmp_val + h and at "
@@ -34,13 +39,71 @@ SHAPE = (
 )
 
 
-def callback(fn):
-    """The NumPy-facing version of the torch function `fn`, as the student's code calls it."""
+@runs_in_worker
+def sin(x):
+    return float(np.sin(np.asarray(x, dtype=np.float64)))
 
-    def f(x):
-        return float(fn(torch.as_tensor(np.asarray(x, dtype=np.float64))))
 
-    return f
+@runs_in_worker
+def exp(x):
+    return float(np.exp(np.asarray(x, dtype=np.float64)))
+
+
+@runs_in_worker
+def cubic(x):
+    x = np.asarray(x, dtype=np.float64)
+    return float(x**3 - 2 * x)
+
+
+@runs_in_worker
+def log_one_plus_square(x):
+    return float(np.log1p(np.asarray(x, dtype=np.float64) ** 2))
+
+
+@runs_in_worker
+def cube(x):
+    return float(np.asarray(x, dtype=np.float64) ** 3)
+
+
+@runs_in_worker
+def sum_of_squares(x):
+    return float(np.sum(np.asarray(x, dtype=np.float64) ** 2))
+
+
+@runs_in_worker
+def sum_of_cubes(x):
+    return float(np.sum(np.asarray(x, dtype=np.float64) ** 3))
+
+
+@runs_in_worker
+def tanh_sum_plus_square(x):
+    x = np.asarray(x, dtype=np.float64)
+    return float(np.sum(np.tanh(x)) + np.sum(x) ** 2)
+
+
+@runs_in_worker
+def simplenet_loss(w):
+    """The textbook's simpleNet: cross-entropy of softmax(x @ W) for x = [0.6, 0.9], t = 2."""
+    z = np.array([0.6, 0.9]) @ np.asarray(w, dtype=np.float64)
+    shifted = z - np.max(z)
+    return float(np.log(np.sum(np.exp(shifted))) - shifted[2])
+
+
+def simplenet_loss_torch(w):
+    """simplenet_loss in torch, for autograd."""
+    x = torch.tensor([0.6, 0.9], dtype=w.dtype, device=w.device)
+    label = torch.tensor([2], device=w.device)
+    return F.cross_entropy((x @ w)[None], label)
+
+
+TORCH_TWINS = {  # the NumPy functions the checks compare with autograd, and their torch twins
+    sin: torch.sin,
+    exp: torch.exp,
+    cubic: lambda t: t**3 - 2 * t,
+    log_one_plus_square: lambda t: torch.log1p(t**2),
+    sum_of_squares: lambda t: (t**2).sum(),
+    simplenet_loss: simplenet_loss_torch,
+}
 
 
 def central(f, x, h):
@@ -85,32 +148,30 @@ def hint_for(got, want, f, x, h=1e-4):
     return None
 
 
-def check_gradient(student, reference, fn, x, name, rtol=1e-6, atol=1e-8):
-    """Compare the student's numerical gradient of `fn` at x with autograd's exact one."""
-    f = callback(fn)
-    x_arg = x.copy()
-    got = as_array(student.numerical_gradient(f, x_arg), name=name)
+def check_gradient(student, reference, f, fn, x, name, rtol=1e-6, atol=1e-8):
+    """Compare the student's numerical gradient of `f` at x with autograd's exact gradient of
+    its torch twin `fn`."""
+    got = as_array(student.numerical_gradient(f, x.copy()), name=name)
     want = reference.autograd_gradient(fn, x)
     assert_close(got, want, rtol=rtol, atol=atol, name=name, hint=hint_for(got, want, f, x))
 
 
 SCALAR_FUNCTIONS = {
-    "sin(x)": torch.sin,
-    "exp(x)": torch.exp,
-    "x**3 - 2*x": lambda x: x**3 - 2 * x,
-    "log(1 + x**2)": lambda x: torch.log1p(x**2),
+    "sin(x)": sin,
+    "exp(x)": exp,
+    "x**3 - 2*x": cubic,
+    "log(1 + x**2)": log_one_plus_square,
 }
 
 
 @pytest.mark.points(8)
 @pytest.mark.hint("numerical_diff(f, x, h=1e-4) returns (f(x+h) - f(x-h)) / (2*h).")
 def test_numerical_diff_matches_autograd(student, reference, rng):
-    for label, fn in SCALAR_FUNCTIONS.items():
+    for label, f in SCALAR_FUNCTIONS.items():
         x = float(rng.uniform(-2.0, 2.0))
-        f = callback(fn)
         name = f"numerical_diff({label}, x={x:.6g})"
         got = as_array(student.numerical_diff(f, x), name=name)
-        want = reference.autograd_gradient(fn, np.float64(x))
+        want = reference.autograd_gradient(TORCH_TWINS[f], np.float64(x))
         assert_close(
             got, want, rtol=1e-6, atol=1e-7, name=name, hint=hint_for(got, want, f, np.float64(x))
         )
@@ -123,7 +184,8 @@ def test_numerical_gradient_sum_of_squares_3d(student, reference, rng):
     check_gradient(
         student,
         reference,
-        lambda t: (t**2).sum(),
+        sum_of_squares,
+        TORCH_TWINS[sum_of_squares],
         x,
         "numerical_gradient(sum(x**2)) for x (2, 3, 4)",
     )
@@ -136,20 +198,19 @@ def test_numerical_gradient_quadratic_form(student, reference, rng):
     a = m @ m.T / 5 + np.eye(5)
     b = rng.normal(size=5)
 
-    def fn(x):
+    @runs_in_worker  # a and b travel with it, as data
+    def quadratic_form(x):
+        x = np.asarray(x, dtype=np.float64)
+        return float(0.5 * x @ a @ x + b @ x)
+
+    def quadratic_form_torch(x):
         a_t = torch.as_tensor(a, dtype=x.dtype, device=x.device)
         b_t = torch.as_tensor(b, dtype=x.dtype, device=x.device)
         return 0.5 * x @ a_t @ x + b_t @ x
 
     x = rng.normal(size=5)
-    check_gradient(student, reference, fn, x, "numerical_gradient(0.5 x.A.x + b.x) for x (5,)")
-
-
-def simplenet_loss(w):
-    """The textbook's simpleNet: cross-entropy of softmax(x @ W) for x = [0.6, 0.9], t = 2."""
-    x = torch.tensor([0.6, 0.9], dtype=w.dtype, device=w.device)
-    label = torch.tensor([2], device=w.device)
-    return F.cross_entropy((x @ w)[None], label)
+    name = "numerical_gradient(0.5 x.A.x + b.x) for x (5,)"
+    check_gradient(student, reference, quadratic_form, quadratic_form_torch, x, name)
 
 
 @pytest.mark.points(5)
@@ -160,6 +221,7 @@ def test_numerical_gradient_simplenet_loss(student, reference, rng):
         student,
         reference,
         simplenet_loss,
+        TORCH_TWINS[simplenet_loss],
         w,
         "numerical_gradient(simpleNet loss) for W (2, 3)",
         rtol=1e-7,
@@ -181,30 +243,35 @@ def test_numerical_gradient_perturbs_x_in_place(student, reference, rng):
     """numerical gradient perturbs x in place (f reads W through a closure)
 
     f is the textbook's `lambda w: net.loss(x, t)`: it never looks at its argument and reads
-    W, the array numerical_gradient was given, so only a perturbation of W itself moves it.
-    The worker's changes to W reach this process before each call of f (`student.inplace`).
+    W, the array numerical_gradient was given (in the worker, the very array the student's
+    code receives), so only a perturbation of W itself moves it. Each call of f is reported
+    to this process with W as the call had left it (`student.inplace`): the evidence.
     """
     w = rng.normal(size=(2, 3))
     pristine = w.copy()
-    loss = callback(simplenet_loss)
     moved = {"argument": False, "closure": False}
 
-    def f(point):
+    @runs_in_worker
+    def f(_):  # simplenet_loss of W, whatever f is called at
+        z = np.array([0.6, 0.9]) @ w
+        shifted = z - np.max(z)
+        return float(np.log(np.sum(np.exp(shifted))) - shifted[2])
+
+    def witness(point):  # in this process: where f was called, and whether W had moved
         moved["argument"] |= not np.array_equal(np.asarray(point), pristine)
         moved["closure"] |= not np.array_equal(w, pristine)
-        return loss(w)
 
     name = "numerical_gradient(lambda w: simpleNet loss of W, W) for W (2, 3)"
     with student.inplace(w):
-        got = as_array(student.numerical_gradient(f, w), name=name)
+        got = as_array(student.numerical_gradient(f.reporting_to(witness), w), name=name)
     if moved["argument"] and not moved["closure"]:
         fail(
             f"{name}: f was called at perturbed points, but W itself never changed, so an f "
             "that reads the weights through a closure saw the same loss every time.",
             hint=IN_PLACE_HINT,
         )
-    want = reference.autograd_gradient(simplenet_loss, pristine)
-    hint = hint_for(got, want, loss, pristine)
+    want = reference.autograd_gradient(TORCH_TWINS[simplenet_loss], pristine)
+    hint = hint_for(got, want, simplenet_loss, pristine)
     assert_close(got, want, rtol=1e-7, atol=1e-9, name=name, hint=hint)
 
 
@@ -216,18 +283,18 @@ def test_numerical_gradient_perturbs_x_in_place(student, reference, rng):
 def test_central_difference_uses_given_h(student, reference, rng):
     h = 1e-2
     x = float(rng.uniform(1.0, 2.0))
-    f = callback(lambda t: t**3)
     name = f"numerical_diff(x**3, x={x:.6g}, h={h})"
-    got = as_array(student.numerical_diff(f, x, h=h), name=name)
-    want = np.float64(reference.numerical_diff(f, x, h=h))
-    assert_close(got, want, rtol=1e-9, name=name, hint=hint_for(got, want, f, np.float64(x), h))
+    got = as_array(student.numerical_diff(cube, x, h=h), name=name)
+    want = np.float64(reference.numerical_diff(cube, x, h=h))
+    hint = hint_for(got, want, cube, np.float64(x), h)
+    assert_close(got, want, rtol=1e-9, name=name, hint=hint)
 
     x = rng.uniform(-2.0, 2.0, size=(2, 2))
-    f = callback(lambda t: (t**3).sum())
     name = f"numerical_gradient(sum(x**3), x (2, 2), h={h})"
-    got = as_array(student.numerical_gradient(f, x.copy(), h=h), name=name)
-    want = reference.numerical_gradient(f, x, h=h)
-    assert_close(got, want, rtol=1e-9, atol=1e-12, name=name, hint=hint_for(got, want, f, x, h))
+    got = as_array(student.numerical_gradient(sum_of_cubes, x.copy(), h=h), name=name)
+    want = reference.numerical_gradient(sum_of_cubes, x, h=h)
+    hint = hint_for(got, want, sum_of_cubes, x, h)
+    assert_close(got, want, rtol=1e-9, atol=1e-12, name=name, hint=hint)
 
 
 ROUNDED_HINT = (
@@ -267,24 +334,23 @@ def _fail_changed(what: str, changed: np.ndarray, now: np.ndarray, before: np.nd
 def test_numerical_gradient_restores_x_bit_for_bit(student, rng):
     """numerical gradient restores x bit for bit.
 
-    Two pieces of evidence: every point f is called at (data this process receives) may
-    differ from x in the one element being perturbed only, which shows each earlier element
-    restored; and x after the call, as the worker reports it (`student.inplace`), shows the
-    last one restored. A worker that misreports its own x can hide only that last element.
+    Two pieces of evidence: every point f is called at (reported to this process as data)
+    may differ from x in the one element being perturbed only, which shows each earlier
+    element restored; and x after the call, as the worker reports it (`student.inplace`),
+    shows the last one restored. A worker that misreports its own x can hide only that last
+    element.
     """
     # Columns of magnitude 1e-6 ... 1: for small values x[idx] + h drops low bits of x[idx],
     # so undoing the perturbation by arithmetic cannot give the same float back.
     x = rng.normal(size=(4, 5)) * np.logspace(-6, 0, 5)
     before = x.copy()
-    fn = callback(lambda t: torch.tanh(t).sum() + t.sum() ** 2)
     points = []
 
-    def f(point):
+    def record(point):  # in this process: every point f is called at
         points.append(np.array(point, dtype=np.float64))
-        return fn(point)
 
     with student.inplace(x):
-        student.numerical_gradient(f, x)
+        student.numerical_gradient(tanh_sum_plus_square.reporting_to(record), x)
     for point in points:
         if point.shape == before.shape:
             stray = _stray(point, before)
@@ -308,12 +374,11 @@ def test_numerical_gradient_restores_x_bit_for_bit(student, rng):
     "central difference then divides 0 or 1 by 2h, giving [25000, 35000] instead of [6, 8]."
 )
 def test_numerical_gradient_integer_input(student, reference):
-    fn = lambda t: (t**2).sum()  # noqa: E731
-    f = callback(fn)
+    f = sum_of_squares
     x = np.array([3.0, 4.0])
     name = "numerical_gradient(sum(x**2), [3.0, 4.0])"
     got = as_array(student.numerical_gradient(f, x.copy()), name=name)
-    want = reference.autograd_gradient(fn, x)
+    want = reference.autograd_gradient(TORCH_TWINS[f], x)
     assert_close(got, want, atol=1e-8, name=name, hint=hint_for(got, want, f, x) or GRADIENT_HINT)
 
     name = "numerical_gradient(sum(x**2), np.array([3, 4])) (integer x)"
