@@ -1018,7 +1018,11 @@ def _spin(poller: select.poll, seconds: float) -> bool:
     while not poller.poll(0):
         if time.perf_counter() >= end:
             return False
+        _yield()
     return True
+
+
+_yield = getattr(os, "sched_yield", lambda: None)
 
 
 def _wait(poller: select.poll, deadline: float | None) -> None:
