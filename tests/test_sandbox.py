@@ -400,3 +400,40 @@ def test_a_method_of_an_object_lost_in_a_restart_fails_when_called(probe, sandbo
         increment()
     with pytest.raises(StudentError, match="was lost when the worker restarted"):
         counter.increment()
+
+
+FAULTS_PROBE = """
+import resource
+
+def echo(x):
+    return x
+
+def faults():
+    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+"""
+
+
+def test_large_messages_reuse_their_buffers_instead_of_faulting_in_fresh_pages(tmp_path):
+    """A 1 MB array's round trip used to fault in its buffers' 256 pages at every copy, on
+    both sides (on a virtual machine, most of its time); both ends now keep freed buffers."""
+    import resource
+
+    folder = tmp_path / "submission"
+    folder.mkdir()
+    (folder / "faults.py").write_text(FAULTS_PROBE)
+    box = Sandbox(folder, "faults", Limits(call_timeout_s=10.0))
+    try:
+        proxy = SubmissionProxy(box)
+        array = np.ones(1 << 17)  # 1 MB
+        for _ in range(5):  # the first messages grow the heap
+            np.testing.assert_array_equal(proxy.echo(array), array)
+        ours, theirs = resource.getrusage(resource.RUSAGE_SELF).ru_minflt, proxy.faults()
+        for _ in range(20):
+            proxy.echo(array)
+        ours = resource.getrusage(resource.RUSAGE_SELF).ru_minflt - ours
+        theirs = proxy.faults() - theirs
+        pages = array.nbytes // resource.getpagesize()
+        assert ours < pages, f"{ours} page faults in the grader for 20 round trips"
+        assert theirs < pages, f"{theirs} page faults in the worker for 20 round trips"
+    finally:
+        box.close()
