@@ -26,6 +26,7 @@ from grader.course import Assignment
 from grader.errors import BadInput, GraderError
 from grader.refcache import reference_for
 from grader.result import CheckResult
+from grader.sandbox.placement import TorchThreads
 from grader.sandbox.proxy import Sandbox, StudentError, SubmissionProxy
 
 MARKERS = {
@@ -137,6 +138,7 @@ class GradePlugin:
         self.internal_errors: list[str] = []
         self.bad_input: list[BadInput] = []  # e.g. corrupt data files: the grade stops here
         self._phases: dict[str, dict[str, Any]] = {}
+        self._torch_threads = TorchThreads()  # the references' threads beside the worker
 
     # -- configuration and collection -------------------------------------------------------
 
@@ -218,6 +220,11 @@ class GradePlugin:
         """Every check and fixture is done with the worker (pytest's own hook tore the
         fixtures down first): let it end while pytest finishes up."""
         self.sandbox.stop()
+        self._torch_threads.restore()
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_runtest_call(self, item: pytest.Item) -> None:
+        self._torch_threads.fit()  # a reference fixture may have imported torch meanwhile
 
     # -- running and reporting --------------------------------------------------------------
 
@@ -235,6 +242,7 @@ class GradePlugin:
     @pytest.hookimpl(tryfirst=True)
     def pytest_runtest_setup(self, item: pytest.Item) -> None:
         self.sandbox.last_function = None
+        self._torch_threads.fit()  # leave the worker its CPU once a check imported torch
         if time.monotonic() > self.deadline:
             raise GradeTimeLimit(
                 f"not run: the grade's time limit ({self.sandbox.limits.total_timeout_s:g} s) "

@@ -285,3 +285,52 @@ def test_a_frame_long_after_the_spin_gave_up_leaves_the_spin_on():
     channel, write_fd = _pipe_channel(1e-3)
     assert _written_after(channel, write_fd, 0.2, 1) == 1
     assert (channel._spin_misses, channel._spin_skips) == (0, 0)
+
+
+class _FakeTorch:
+    """torch's thread calls alone, so a test sets counts without touching the real pool."""
+
+    def __init__(self, threads: int) -> None:
+        self.threads = threads
+
+    def get_num_threads(self) -> int:
+        return self.threads
+
+    def set_num_threads(self, threads: int) -> None:
+        self.threads = threads
+
+
+@pytest.mark.skipif(not placement.AVAILABLE, reason="needs sched_setaffinity")
+def test_torch_leaves_a_cpu_to_each_spinning_worker_and_gets_its_threads_back(monkeypatch):
+    monkeypatch.setattr(placement, "_slot", None)
+    monkeypatch.setattr(placement.os, "sched_getaffinity", lambda pid: set(range(8)))
+    torch = _FakeTorch(8)
+    monkeypatch.setitem(placement.sys.modules, "torch", torch)
+    threads = placement.TorchThreads()
+    threads.fit()
+    assert torch.threads == 7  # a lone grader's worker spins on the eighth CPU
+    torch.threads = 3  # something else set them meanwhile (a later fit keeps its hands off)
+    threads.fit()
+    assert torch.threads == 3
+    threads.restore()
+    assert torch.threads == 3  # not put back over what someone else chose
+    torch.threads = 8
+    placement.prefer_slot(0, 2)  # two graders: four CPUs each, one for each worker
+    threads.fit()
+    assert torch.threads == 3
+    threads.restore()
+    assert torch.threads == 8
+
+
+def test_torch_threads_stay_where_no_worker_spins_or_torch_is_not_imported(monkeypatch):
+    monkeypatch.setattr(placement, "_slot", None)
+    monkeypatch.setattr(placement, "spin_seconds", lambda: 0.0)  # e.g. co-located workers
+    torch = _FakeTorch(2)
+    monkeypatch.setitem(placement.sys.modules, "torch", torch)
+    threads = placement.TorchThreads()
+    threads.fit()
+    threads.restore()
+    assert torch.threads == 2
+    monkeypatch.delitem(placement.sys.modules, "torch")
+    placement.TorchThreads().fit()  # nothing to fit, and torch is not imported for it
+    assert "torch" not in placement.sys.modules

@@ -442,3 +442,37 @@ def test_the_worker_is_stopped_once_the_checks_and_their_fixtures_are_done_with_
             time.sleep(0.01)
     finally:
         sandbox.close()
+
+
+def test_a_grades_references_leave_the_spinning_worker_its_cpu_and_torch_its_threads_after(
+    tmp_path, monkeypatch
+):
+    import torch
+
+    from grader.sandbox import placement
+
+    monkeypatch.setattr(placement, "spin_seconds", lambda: placement.SPIN_S)
+    monkeypatch.setattr(placement.os, "sched_getaffinity", lambda pid: {0, 1, 2, 3})
+    before = torch.get_num_threads()
+    torch.set_num_threads(4)
+    try:
+        course = load_course(
+            make_course(
+                tmp_path,
+                """
+                import pytest
+                import torch
+
+                @pytest.mark.points(1)
+                def test_threads(student, metrics):
+                    metrics["threads"] = torch.get_num_threads()
+                    assert student.double(1) == 2
+                """,
+            )
+        )
+        (check,) = grade("toy", tmp_path / "submission", course=course, device="cpu").tests
+        assert check.status == "passed", check.message
+        assert check.metrics["threads"] == 3
+        assert torch.get_num_threads() == 4
+    finally:
+        torch.set_num_threads(before)

@@ -19,6 +19,12 @@ more than the whole call. Two ways round it, chosen per grading process:
   `CoLocation.release` gives the thread its CPUs back when the worker goes. Nothing is done
   where only one CPU is allowed or the platform has no `sched_setaffinity`.
 
+A spinning worker holds a CPU, so the grading process's own torch (its references) gets one
+thread fewer per worker while a grade runs (`TorchThreads`): with as many intra-op threads
+as CPUs, every reference operation waited for a thread the spinning worker had displaced
+(assignment7's grade a fifth slower), and tensors as small as a check's gain nothing from a
+second thread anyway.
+
 This is placement, not confinement: the worker may widen its own affinity again, only
 within the CPUs its cgroup's cpuset allows (the kernel's rule, which no affinity call can
 break), or stop polling, and gains nothing by either but slower calls. It cannot reach the
@@ -30,6 +36,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import sys
 import threading
 
 AVAILABLE = hasattr(os, "sched_setaffinity") and hasattr(os, "sched_getaffinity")
@@ -60,6 +67,45 @@ def spin_seconds() -> float:
         return SPIN_S if len(os.sched_getaffinity(0)) >= 2 * graders else 0.0
     except OSError:
         return 0.0
+
+
+def threads_beside_workers(threads: int) -> int:
+    """How many of `threads` intra-op threads the grading process keeps while its workers
+    spin: one CPU fewer than its share of the allowed CPUs (at least one)."""
+    if not spin_seconds():
+        return threads
+    graders = _slot[1] if _slot is not None else 1
+    share = len(os.sched_getaffinity(0)) // graders
+    return max(1, min(threads, share - 1))
+
+
+class TorchThreads:
+    """torch's intra-op threads in this process, held to `threads_beside_workers` from the
+    first `fit` after torch is imported (a grade imports it only if a reference needs it)
+    until `restore`."""
+
+    def __init__(self) -> None:
+        self._set: tuple[int, int] | None = None  # (before, what fit set)
+
+    def fit(self) -> None:
+        torch = sys.modules.get("torch")
+        if self._set is not None or torch is None or not hasattr(torch, "set_num_threads"):
+            return
+        before = torch.get_num_threads()
+        wanted = threads_beside_workers(before)
+        if wanted != before:
+            torch.set_num_threads(wanted)
+        self._set = (before, wanted)
+
+    def restore(self) -> None:
+        """Put the thread count back, unless something else changed it meanwhile."""
+        if self._set is None:
+            return
+        before, wanted = self._set
+        self._set = None
+        torch = sys.modules["torch"]
+        if before != wanted and torch.get_num_threads() == wanted:
+            torch.set_num_threads(before)
 
 
 class CoLocation:
