@@ -334,3 +334,22 @@ def test_torch_threads_stay_where_no_worker_spins_or_torch_is_not_imported(monke
     monkeypatch.delitem(placement.sys.modules, "torch")
     placement.TorchThreads().fit()  # nothing to fit, and torch is not imported for it
     assert "torch" not in placement.sys.modules
+
+
+@pytest.mark.skipif(not placement.AVAILABLE, reason="needs sched_setaffinity")
+@pytest.mark.parametrize("forked", [False, True], ids=["started", "forked"])
+def test_a_worker_runs_on_the_cpus_its_grader_thread_had(tmp_path, monkeypatch, forked):
+    """Forked from a template started before the thread's CPUs were narrowed, too."""
+    from grader.sandbox import forkserver
+    from grader.sandbox.proxy import use_fork_server
+
+    monkeypatch.setattr(placement, "_slot", None)
+    try:
+        if forked:  # Linux, as sched_setaffinity is: the fork server works there
+            assert use_fork_server() and forkserver.current().ready(wait_s=30)
+        one = {max(os.sched_getaffinity(0))}
+        os.sched_setaffinity(0, one)
+        for box in _sandbox(tmp_path):
+            assert SubmissionProxy(box).cpus() == sorted(one)
+    finally:
+        forkserver.disable()

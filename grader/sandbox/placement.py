@@ -69,6 +69,17 @@ def spin_seconds() -> float:
         return 0.0
 
 
+def allowed_cpus() -> list[int] | None:
+    """The CPUs the calling thread may run on, which its next worker takes (None where the
+    platform cannot say)."""
+    if not AVAILABLE:
+        return None
+    try:
+        return sorted(os.sched_getaffinity(0))
+    except OSError:
+        return None
+
+
 def threads_beside_workers(threads: int) -> int:
     """How many of `threads` intra-op threads the grading process keeps while its workers
     spin: one CPU fewer than its share of the allowed CPUs (at least one)."""

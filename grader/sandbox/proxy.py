@@ -54,7 +54,7 @@ from grader.sandbox.codec import (
 from grader.sandbox.forkserver import ForkedWorker
 from grader.sandbox.hardening import readable_roots
 from grader.sandbox.limits import Limits
-from grader.sandbox.placement import CoLocation, co_locate, spin_seconds
+from grader.sandbox.placement import CoLocation, allowed_cpus, co_locate, spin_seconds
 from grader.scratch import ScratchFolder
 from grader.sourcemap import SourceMap
 from grader.submission import MAX_EXTRACTED_BYTES, MAX_FILES
@@ -418,6 +418,7 @@ class Sandbox:
             "forbidden_imports": list(self.forbidden_imports),
             "hidden_paths": list(self.hidden_paths),
             "spin_s": spin_seconds(),
+            "cpus": allowed_cpus(),
         }
         self._out_of_memory = False
         if self.limits.harden:

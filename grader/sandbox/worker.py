@@ -640,12 +640,22 @@ def confine(config: dict[str, Any], isolation: Isolation) -> tuple[str, list[str
     return submission_dir, applied, protections
 
 
+def take_cpus(cpus: list[int] | None) -> None:
+    """Run on the CPUs the grader's thread had when it asked for this worker, as a worker it
+    started itself would: one forked from the fork server's template has the template's."""
+    if cpus and hasattr(os, "sched_setaffinity"):
+        with contextlib.suppress(OSError, ValueError, TypeError):
+            if os.sched_getaffinity(0) != set(cpus):
+                os.sched_setaffinity(0, cpus)
+
+
 def main(config_json: str) -> None:
     """Entry point: isolate, confine, import the submission, report readiness, serve."""
     config = json.loads(config_json)
     watch_parent(config.get("parent_pid"))
     channel = Channel(config["read_fd"], config["write_fd"])
     channel.spin_s = float(config.get("spin_s", 0.0))
+    take_cpus(config.get("cpus"))
     if config.get("group"):  # children are born in it; the grader sees whether it joined
         with contextlib.suppress(OSError):
             join_self(config["group"])
