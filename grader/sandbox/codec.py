@@ -53,8 +53,7 @@ MAX_METHODS = 4096  # method names a handle lists (others are still reached by a
 DEADLINE_EVERY = 4096  # values decoded between looks at the clock
 READ_CHUNK = 1 << 16
 PIPE_BYTES = 1 << 20  # Linux's limit for a user's pipe (/proc/sys/fs/pipe-max-size)
-MAX_SPIN_BACKOFF = 6  # a channel whose spins keep getting in the way spins once in 64 reads
-CONTENDED_SPINS = 4  # a frame this many spins' time after a spin gave up: it got in the way
+MAX_SPIN_BACKOFF = 6  # a channel whose spins keep giving up spins once in 64 reads
 NUMERIC_KINDS = "biufc"
 DTYPE_PATTERN = re.compile(r"[<>|=][biufc](1|2|4|8|16|32)")  # numeric dtypes only, by .str
 _JSON_ENCODER = json.JSONEncoder(allow_nan=False, separators=(",", ":"))  # built once: hot path
@@ -966,13 +965,12 @@ class Channel:
         return data
 
     def _read_some(self, limit: int, deadline: float | None) -> bytes:
-        gave_up = None  # when a spin gave up, if one did
         if self.spin_s and self._spin_due():
             if _spin(self._readable, self.spin_s):
                 self._spin_misses = 0
                 deadline = None  # readable already: nothing to wait for
             else:
-                gave_up = time.perf_counter()
+                self._missed()
         if deadline is not None:
             _wait(self._readable, deadline)
         try:
@@ -981,8 +979,6 @@ class Channel:
             raise ChannelClosed(str(exc)) from exc
         if not chunk:
             raise ChannelClosed("end of stream")
-        if gave_up is not None:
-            self._missed(gave_up)
         return chunk
 
     def _spin_due(self) -> bool:
@@ -993,15 +989,12 @@ class Channel:
             return False
         return True
 
-    def _missed(self, gave_up: float) -> None:
-        """A spin gave up at `gave_up` and the frame came after all. Soon after (within
-        `CONTENDED_SPINS` spins), the spin most likely kept the other end from running, as
-        on a machine whose other CPUs are busy: the next 2, 4, ... up to 64 reads skip it.
-        Much later, the other end was merely busy, and spinning costs nothing but the CPU
-        it idles on."""
-        if time.perf_counter() - gave_up < CONTENDED_SPINS * self.spin_s:
-            self._spin_misses = min(self._spin_misses + 1, MAX_SPIN_BACKOFF)
-            self._spin_skips = 1 << self._spin_misses
+    def _missed(self) -> None:
+        """A spin gave up: the CPU it held was spent for nothing, and where the machine's
+        other CPUs are busy it kept the other end, or another grade, from running. The next
+        2, 4, ... up to 64 reads skip it; a spin that pays starts the count again."""
+        self._spin_misses = min(self._spin_misses + 1, MAX_SPIN_BACKOFF)
+        self._spin_skips = 1 << self._spin_misses
 
 
 def _widen_pipe(fd: int) -> None:

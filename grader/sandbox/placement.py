@@ -6,12 +6,13 @@ waking an idle CPU, or switching one from one process's address space to another
 more than the whole call. Two ways round it, chosen per grading process:
 
 * A grader with a CPU to spare for its worker (`spin_seconds`: a lone grader allowed two
-  CPUs or more, or one of a pool's processes where the CPUs number twice the processes) has
+  CPUs or more, or one of a pool's processes where the CPUs number twice the processes, and
+  a CPU of the machine idle when the worker starts) has
   each end of the channel poll awake for a moment (`SPIN_S`), yielding the CPU to anything
   else runnable between polls, before it sleeps, so a quick
   reply is read on a CPU that never left its process. At most `SPIN_S` of CPU is spent on a
-  wait that turns out long, once per message; where the spins keep the other end from
-  running (the machine's other CPUs are busy), they back off (`Channel._missed`).
+  wait that turns out long, once per message, and spins that give up back off
+  (`Channel._missed`).
 * Graders side by side with no CPU to spare (`prefer_slot`: a pool's processes): `co_locate`
   puts each worker's processes and the grader thread that calls it on one CPU once the
   worker is ready (its import ran on whatever CPU was free, alongside the grader's own
@@ -56,17 +57,31 @@ def prefer_slot(slot: int, slots: int) -> None:
     _slot = (slot, slots) if slots > 1 else None
 
 
-def spin_seconds() -> float:
+def spin_seconds(loadavg: str = "/proc/loadavg") -> float:
     """How long each end of the next worker's channel polls awake before it sleeps:
     `SPIN_S` where the CPUs allowed number at least twice the graders side by side (one for
-    each end of every channel), else 0 (its worker is co-located)."""
+    each end of every channel) and a CPU is idle right now (fewer tasks runnable, this one
+    included, than the machine has CPUs: on a busy machine a spin takes a CPU from someone),
+    else 0 (its worker is co-located, or its calls simply sleep)."""
     if not AVAILABLE:
         return 0.0
     graders = _slot[1] if _slot is not None else 1
     try:
-        return SPIN_S if len(os.sched_getaffinity(0)) >= 2 * graders else 0.0
+        if len(os.sched_getaffinity(0)) < 2 * graders:
+            return 0.0
     except OSError:
         return 0.0
+    return SPIN_S if _runnable(loadavg) < (os.cpu_count() or 1) else 0.0
+
+
+def _runnable(loadavg: str) -> int:
+    """Tasks runnable on the machine now (the fourth field of /proc/loadavg, "running/all");
+    0 where it cannot be read."""
+    try:
+        with open(loadavg, "rb") as source:
+            return int(source.read().split()[3].split(b"/")[0])
+    except (OSError, IndexError, ValueError):
+        return 0
 
 
 def allowed_cpus() -> list[int] | None:
