@@ -25,7 +25,7 @@ from grader.roster import find_students, stage
 
 COURSE = load_course(ROOT)
 CORRECT = (FIXTURES / "assignment1" / "correct" / "perceptron.py").read_text()
-LIMITS = COURSE.assignment("assignment1").limits.with_overrides(call_timeout_s=1.0)
+LIMITS = COURSE.assignment("assignment1").limits.with_overrides(call_timeout_s=5.0)
 FILES = ("perceptron.py",)
 
 
