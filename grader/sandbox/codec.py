@@ -177,6 +177,7 @@ class Encoder:
     handle_for: Callable[[Any], Handle] | None = None
     callback_for: Callable[[Any], Callback] | None = None
     handle_of: Callable[[Any], Handle | None] | None = None
+    observer_for: Callable[[Any], Callback] | None = None  # a worker function's observer
     refs: dict[int, Any] = field(default_factory=dict)
     blobs: list[bytes] = field(default_factory=list)
     _seen: dict[int, int] = field(default_factory=dict)
@@ -232,9 +233,11 @@ class Encoder:
             node["free"] = list(value.free)
             node["cells"] = [self.encode(v, depth + 1) for v in value.closure()]
         if value.observer is not None:
-            if self.callback_for is None:
+            # Numbered apart from callbacks: the worker may not have an observer called back
+            # (its answer and what it raises would go to the worker), nor a callback observed.
+            if self.observer_for is None:
                 raise TypeError(f"{value.name} reports its calls: pass it in a call")
-            node["report"] = self.callback_for(value.observer).id
+            node["report"] = self.observer_for(value.observer).id
         return node
 
     def _array_node(self, value: np.ndarray) -> dict:
@@ -825,6 +828,7 @@ class Channel:
         self.write_fd = write_fd
         self.max_bytes = max_bytes
         self._buffer = bytearray()
+        self.received = 0  # the size of the last frame `recv` read, prefix included
         self._nonblocking = False
         self.spin_s = 0.0  # how long a read polls awake before it sleeps (`_spin`)
         self._spin_misses = 0  # spins in a row that got in the way (`_missed`)
@@ -889,6 +893,7 @@ class Channel:
                 header_len, blob_len, marshalled = self._frame_size(chunk, from_grader)
                 end = PREFIX.size + header_len
                 if end + blob_len == size:
+                    self.received = size
                     # The blobs in a buffer of their own: arrays decoded from them view it.
                     blobs = bytearray(memoryview(chunk)[end:]) if blob_len else b""
                     message = unpack(chunk[PREFIX.size : end], blobs, marshalled=marshalled)
@@ -900,6 +905,7 @@ class Channel:
             buffer += self._read_some(READ_CHUNK, deadline)
         header_len, blob_len, marshalled = self._frame_size(buffer, from_grader)
         size = header_len + blob_len
+        self.received = PREFIX.size + size
         if PREFIX.size + size <= READ_CHUNK:  # a small frame: all of it through the buffer
             end = PREFIX.size + header_len
             while len(buffer) < end + blob_len:

@@ -709,12 +709,21 @@ class Sandbox:
         if not kwargs and plain(args):  # the commonest call, sent as it is (see `pack`)
             return self._request((handle.id, name, args), (), label, _NONE, _NONE)
         callbacks: dict[int, Callable] = {}
+        observers: dict[int, Callable] = {}  # numbered with callbacks, never taken for one
 
         def register(func: Callable) -> Callback:
-            callbacks[len(callbacks)] = func
-            return Callback(len(callbacks) - 1)
+            ident = len(callbacks) + len(observers)
+            callbacks[ident] = func
+            return Callback(ident)
 
-        encoder = Encoder(track=True, callback_for=register, handle_of=_handle_of)
+        def observe(func: Callable) -> Callback:
+            ident = len(callbacks) + len(observers)
+            observers[ident] = func
+            return Callback(ident)
+
+        encoder = Encoder(
+            track=True, callback_for=register, handle_of=_handle_of, observer_for=observe
+        )
         header = {
             "op": "call",
             "target": handle.id,
@@ -727,7 +736,9 @@ class Sandbox:
         if self._inplace and encoder.refs:  # the worker reports changes to these alone
             writable = _reachable(self._inplace)
             header["watch"] = [ref for ref, arg in encoder.refs.items() if id(arg) in writable]
-        return self._request(header, encoder.blobs, label, encoder.refs, callbacks, writable)
+        return self._request(
+            header, encoder.blobs, label, encoder.refs, callbacks, writable, observers
+        )
 
     def getattr(self, handle: Handle, name: str) -> Any:
         header = {"op": "getattr", "target": handle.id, "name": name}
@@ -772,11 +783,14 @@ class Sandbox:
         refs: dict[int, Any],
         callbacks: dict[int, Callable],
         writable: set[int] | None = None,
+        observers: dict[int, Callable] = _NONE,
     ) -> Any:
-        """Send one request and read its reply, answering callbacks on the way. Writing the
-        request, reading and decoding the reply all count against the call's time limit
-        (capped by what is left of the grade's); only the trusted side's callbacks do not.
-        `writable`: what `inplace` reached when the request was made (see `_sync`)."""
+        """Send one request and read its reply, answering callbacks and taking reports on
+        the way. Writing the request, reading and decoding the reply all count against the
+        call's time limit (capped by what is left of the grade's); only the trusted side's
+        callbacks and observers do not. `writable`: what `inplace` reached when the request
+        was made (see `_sync`). Reports need no answer, so a worker could send them as fast
+        as the pipe takes them: together they may bring what one message may, no more."""
         if self._observing:  # the worker may have sent more reports: they are not its reply
             raise RuntimeError("an observer of reported calls may not call into the worker")
         if self._module_handle is None or self.import_failure is not None:
@@ -789,6 +803,7 @@ class Sandbox:
             timeout = max(0.0, self.deadline - now)
         deadline = now + timeout
         failures: list[Exception] = []  # of observers (`_take_report`), raised at the end
+        reported = 0  # bytes of this call's reports
         try:
             channel.write(pack(header, blobs, marshalled=True), deadline)
             while True:
@@ -811,8 +826,14 @@ class Sandbox:
                 if op == "callback":
                     spent = self._answer_callback(reply, reply_blobs, refs, callbacks, deadline)
                 elif op == "report":
+                    reported += channel.received
+                    if reported > channel.max_bytes:
+                        raise ProtocolError(
+                            f"reports of more than {channel.max_bytes / (1 << 20):,.4g} MB "
+                            "in one call"
+                        )
                     spent = self._take_report(
-                        reply, reply_blobs, refs, callbacks, deadline, failures
+                        reply, reply_blobs, refs, observers, deadline, failures
                     )
                 else:
                     break
@@ -853,9 +874,9 @@ class Sandbox:
         if op != "result":
             self._kill()
             raise WorkerCrashed(f"{label} sent back an unexpected message.")
-        decoder = Decoder(
-            blobs, make_handle=self._remote, resolve_ref=_resolver(refs), deadline=deadline
-        )
+        # No reference to the grader's own objects in the value: a worker sends them in sync
+        # entries alone (`_sync`), and a result is never one of the check's own arguments.
+        decoder = Decoder(blobs, make_handle=self._remote, deadline=deadline)
         try:
             value = decoder.decode(reply.get("value"))
             self._sync(decoder, reply.get("sync", []), refs, writable)
@@ -877,6 +898,9 @@ class Sandbox:
             raise ProtocolError("bad sync list")
         if not sync:
             return
+        if writable is None:  # decoding changes nothing: the same before as after it
+            writable = _reachable(self._inplace)
+        decoder.resolve_ref = _sync_resolver(refs, writable)
         updates = []
         for item in sync:
             if not (type(item) is list and len(item) == 2 and _known(item[0], refs)):
@@ -886,8 +910,6 @@ class Sandbox:
                 updates.append((original, decoder.bare_array(original, node)))
             else:
                 updates.append((original, decoder.decode(node)))
-        if writable is None:
-            writable = _reachable(self._inplace)
         for original, current in updates:
             if id(original) in writable:
                 _apply_update(original, current)
@@ -931,9 +953,7 @@ class Sandbox:
         """The arguments of a call the worker's code made to a function of ours (a `kind`:
         callback or report), after the call's changes to its own arguments so far reach what
         `inplace` names."""
-        decoder = Decoder(
-            blobs, make_handle=self._remote, resolve_ref=_resolver(refs), deadline=deadline
-        )
+        decoder = Decoder(blobs, make_handle=self._remote, deadline=deadline)  # see `_read_reply`
         args = decoder.decode(reply.get("args"))
         kwargs = decoder.decode(reply.get("kwargs"))
         if not isinstance(args, tuple) or not isinstance(kwargs, dict):
@@ -1131,13 +1151,42 @@ def _refused_message(label: str, error: ProtocolError) -> str:
     return f"{label} sent back data the grader refuses ({one_line(error, 300)})."
 
 
-def _resolver(refs: dict[int, Any]) -> Callable[[int], Any]:
+def _sync_resolver(refs: dict[int, Any], writable: set[int]) -> Callable[[int], Any]:
+    """How a sync entry's reference to an argument of the call resolves: to that argument
+    where `inplace` reaches it (a named dict keeps its own arrays), else to a copy, so that
+    an argument `inplace` does not name never becomes reachable from one it does, where a
+    later change (a callback's, a report's, the next call's, the check's own) would reach it."""
+
     def resolve(ref: int) -> Any:
         if ref not in refs:
             raise ProtocolError("unknown reference")
-        return refs[ref]
+        value = refs[ref]
+        return value if id(value) in writable else _detached(value, {})
 
     return resolve
+
+
+def _detached(value: Any, memo: dict[int, Any]) -> Any:
+    """A copy of `value`'s arrays, dicts, lists and tuples (the same shape of sharing within
+    it); anything else as it is."""
+    key = id(value)
+    if key in memo:
+        return memo[key]
+    if isinstance(value, np.ndarray):
+        copied: Any = np.array(value, copy=True)
+        memo[key] = copied
+    elif isinstance(value, dict):
+        copied = memo[key] = {}
+        for k, v in value.items():
+            copied[k] = _detached(v, memo)
+    elif isinstance(value, list):
+        copied = memo[key] = []
+        copied.extend(_detached(v, memo) for v in value)
+    elif type(value) is tuple:
+        copied = tuple(_detached(v, memo) for v in value)
+    else:
+        return value
+    return copied
 
 
 _SYNCABLE = (np.ndarray, dict, list)
