@@ -60,6 +60,16 @@ def flood(f, x, size=1 << 20, count=64):
         while data:
             data = data[_os.write(fd, data):]
     return count
+
+
+def call_back_many(f, frame="{}", count=64):
+    """Send the callback `frame` (with a zeroed 1 MB blob) `count` times, each answered."""
+    channel = _channel()
+    header = _json.loads(frame)
+    for _ in range(count):
+        channel.send(header, [bytes(1 << 20)])
+        channel.recv(from_grader=True)
+    return count
 '''
 
 
@@ -192,3 +202,39 @@ def test_reports_cannot_make_the_grader_keep_more_than_a_message_limit_per_call(
     except WorkerCrashed as error:
         assert "report" in error.message
     assert sum(p.nbytes for p in kept) <= 8 << 20
+
+
+def test_callbacks_cannot_make_the_grader_keep_more_than_a_message_limit_per_call(student):
+    """A callback is answered, so it floods more slowly than a report, but a check's function
+    that records its points keeps them all the same."""
+    kept = []
+
+    def record(point):
+        kept.append(np.array(point, dtype=np.float64))
+        return 0.0
+
+    n = (1 << 20) // 8
+    callback = {
+        "op": "callback",
+        "id": 0,
+        "args": {"$t": [{"$a": 0, "dtype": "<f8", "shape": [n]}]},
+        "kwargs": {"$d": []},
+    }
+    with pytest.raises(WorkerCrashed, match="calls back and reports of more than 8 MB"):
+        student.call_back_many(record, frame=json.dumps(callback), count=64)
+    assert sum(p.nbytes for p in kept) <= 8 << 20
+
+
+def test_an_observer_that_stops_the_check_leaves_no_stale_reply_for_the_next_call(student):
+    """Reports need no answer, so the worker goes on with the call while the observer runs:
+    when the observer stops the check (pytest.fail), the old call's later reports and its
+    result must never be read as the next call's reply."""
+
+    def stop(x):
+        pytest.fail("the check stops here")
+
+    with pytest.raises(pytest.fail.Exception, match="the check stops here"):
+        student.gradient(loss.reporting_to(stop), np.array([1.0, 2.0]))
+    x = np.array([3.0, 4.0])
+    np.testing.assert_allclose(student.gradient(loss, x), [12.0, 16.0], rtol=1e-6)
+    assert student.call(loss, np.array([1.0, 1.0])) == pytest.approx(4.0)

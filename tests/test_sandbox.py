@@ -437,3 +437,17 @@ def test_large_messages_reuse_their_buffers_instead_of_faulting_in_fresh_pages(t
         assert theirs < pages, f"{theirs} page faults in the worker for 20 round trips"
     finally:
         box.close()
+
+
+def test_a_check_function_that_stops_the_check_mid_call_leaves_no_stale_reply(probe, sandbox):
+    """pytest.fail in a callback leaves the worker waiting for its answer: the next call
+    must get its own reply, from a fresh worker, not the old call's."""
+
+    def stop(x):
+        pytest.fail("the check stops here")
+
+    with pytest.raises(pytest.fail.Exception, match="the check stops here"):
+        probe.call_back(stop, np.ones(3))
+    assert probe.add(2, 3) == 5
+    assert probe.call_back(lambda x: 1.0, np.ones(3)) == 2.0
+    assert sandbox.starts == 2

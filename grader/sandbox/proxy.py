@@ -790,7 +790,9 @@ class Sandbox:
         call's time limit (capped by what is left of the grade's); only the trusted side's
         callbacks and observers do not. `writable`: what `inplace` reached when the request
         was made (see `_sync`). Reports need no answer, so a worker could send them as fast
-        as the pipe takes them: together they may bring what one message may, no more."""
+        as the pipe takes them, and a check's function may keep what each call brings (the
+        points it was called at): a call's callbacks and reports together may bring what one
+        message may, no more."""
         if self._observing:  # the worker may have sent more reports: they are not its reply
             raise RuntimeError("an observer of reported calls may not call into the worker")
         if self._module_handle is None or self.import_failure is not None:
@@ -803,7 +805,7 @@ class Sandbox:
             timeout = max(0.0, self.deadline - now)
         deadline = now + timeout
         failures: list[Exception] = []  # of observers (`_take_report`), raised at the end
-        reported = 0  # bytes of this call's reports
+        sent = 0  # bytes of this call's callbacks and reports (see the docstring)
         try:
             channel.write(pack(header, blobs, marshalled=True), deadline)
             while True:
@@ -823,20 +825,27 @@ class Sandbox:
                         if type(sync) is list and not sync:
                             return value
                     break
-                if op == "callback":
-                    spent = self._answer_callback(reply, reply_blobs, refs, callbacks, deadline)
-                elif op == "report":
-                    reported += channel.received
-                    if reported > channel.max_bytes:
+                if op == "callback" or op == "report":
+                    sent += channel.received
+                    if sent > channel.max_bytes:
                         raise ProtocolError(
-                            f"reports of more than {channel.max_bytes / (1 << 20):,.4g} MB "
-                            "in one call"
+                            f"calls back and reports of more than "
+                            f"{channel.max_bytes / (1 << 20):,.4g} MB in one call"
                         )
-                    spent = self._take_report(
-                        reply, reply_blobs, refs, observers, deadline, failures
-                    )
-                else:
-                    break
+                try:
+                    if op == "callback":
+                        spent = self._answer_callback(reply, reply_blobs, refs, callbacks, deadline)
+                    elif op == "report":
+                        spent = self._take_report(
+                            reply, reply_blobs, refs, observers, deadline, failures
+                        )
+                    else:
+                        break
+                except (ChannelTimeout, ChannelClosed, ProtocolError):
+                    raise
+                except BaseException:  # e.g. pytest.fail in the check's function: the
+                    self._kill()  # worker still waits for its answer, so it cannot go on
+                    raise
                 deadline = min(deadline + spent, time.monotonic() + self._remaining())
                 writable = None  # the check's own code ran: what inplace reaches may differ
             value = self._read_reply(reply, reply_blobs, label, refs, deadline, writable)
