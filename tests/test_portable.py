@@ -79,6 +79,11 @@ def call(f, *args):
     return f(*args)
 
 
+def call_then_fail(f, *args):
+    f(*args)
+    raise ValueError("the student's own bug, later")
+
+
 def closure_of(f):
     """The values the function closes over, as the student's code sees them."""
     return [cell.cell_contents for cell in f.__closure__ or ()]
@@ -554,6 +559,14 @@ def test_what_the_observer_raises_fails_the_call_when_it_returns(student):
     with pytest.raises(KeyError, match="the check's own mistake"):
         student.gradient(loss.reporting_to(observer), np.array([1.0, 1.0]))
     assert student.call(loss, np.array([1.0, 1.0])) == 4.0  # the next call is in step
+
+
+def test_what_the_observer_found_comes_before_what_the_students_code_raised_after(student):
+    def observer(point):
+        raise AssertionError("f was called at a point off the grid")
+
+    with pytest.raises(AssertionError, match="off the grid"):
+        student.call_then_fail(loss.reporting_to(observer), np.array([1.0, 1.0]))
 
 
 def test_a_reporting_function_kept_past_its_call_reports_nothing(student):

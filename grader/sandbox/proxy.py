@@ -848,7 +848,12 @@ class Sandbox:
                     raise
                 deadline = min(deadline + spent, time.monotonic() + self._remaining())
                 writable = None  # the check's own code ran: what inplace reaches may differ
-            value = self._read_reply(reply, reply_blobs, label, refs, deadline, writable)
+            try:
+                value = self._read_reply(reply, reply_blobs, label, refs, deadline, writable)
+            except StudentException:
+                if failures:  # what an observer found came first: it is the check's finding
+                    raise failures[0] from None
+                raise
         except ChannelTimeout:
             self._kill()
             raise WorkerTimeout(
