@@ -140,25 +140,27 @@ def own_source(function: types.FunctionType) -> str:
     return ast.unparse(definition)
 
 
-def _global_names(code: types.CodeType) -> Iterator[str]:
-    """The global names `code` (and any function or comprehension inside it) reads or writes."""
-    for instruction in dis.get_instructions(code):
-        if instruction.opname in ("LOAD_GLOBAL", "LOAD_NAME", "STORE_GLOBAL", "DELETE_GLOBAL"):
-            yield instruction.argval
+def _instructions(code: types.CodeType) -> Iterator[dis.Instruction]:
+    """The instructions of `code` and of every function or comprehension inside it."""
+    yield from dis.get_instructions(code)
     for constant in code.co_consts:
         if isinstance(constant, types.CodeType):
-            yield from _global_names(constant)
+            yield from _instructions(constant)
+
+
+def _global_names(code: types.CodeType) -> Iterator[str]:
+    """The global names `code` (and any function or comprehension inside it) reads or writes."""
+    for instruction in _instructions(code):
+        if instruction.opname in ("LOAD_GLOBAL", "LOAD_NAME", "STORE_GLOBAL", "DELETE_GLOBAL"):
+            yield instruction.argval
 
 
 def _written_free_names(code: types.CodeType, free: frozenset[str]) -> Iterator[str]:
     """The names of `free` that `code` (or a function or comprehension inside it) assigns or
     deletes: `nonlocal` writes to the enclosing function's variables."""
-    for instruction in dis.get_instructions(code):
+    for instruction in _instructions(code):
         if instruction.opname in ("STORE_DEREF", "DELETE_DEREF") and instruction.argval in free:
             yield instruction.argval
-    for constant in code.co_consts:
-        if isinstance(constant, types.CodeType):
-            yield from _written_free_names(constant, free)
 
 
 def _vouch(shipped: WorkerFunction, maker: Callable[..., Any], closure: tuple[Any, ...]) -> None:

@@ -831,7 +831,7 @@ class Channel:
         self.received = 0  # the size of the last frame `recv` read, prefix included
         self._nonblocking = False
         self.spin_s = 0.0  # how long a read polls awake before it sleeps (`_spin`)
-        self._spin_misses = 0  # spins in a row that got in the way (`_missed`)
+        self._spin_misses = 0  # spins in a row that gave up (`_missed`)
         self._spin_skips = 0  # reads left that go straight to sleep after them
         _widen_pipe(write_fd)
         keep_message_buffers()

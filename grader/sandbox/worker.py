@@ -302,16 +302,7 @@ class Worker:
 
         def reported(*args: Any, **kwargs: Any) -> Any:
             if not call.finished:
-                restore_builtins()
-                encoder = Encoder(handle_for=self.handle_for)
-                header = {
-                    "op": "report",
-                    "id": report,
-                    "args": encoder.encode(args),
-                    "kwargs": encoder.encode(kwargs),
-                    "sync": _sync_entries(encoder, call.changes(final=False)),
-                }
-                self.channel.send(header, encoder.blobs)
+                self._send_call("report", report, args, kwargs, call)
             return function(*args, **kwargs)
 
         reported.__name__ = function.__name__
@@ -354,22 +345,30 @@ class Worker:
     def _send(self, header: dict) -> None:
         self.channel.send(header)
 
+    def _send_call(
+        self, op: str, ident: int, args: tuple, kwargs: dict, call: ArgumentWatch
+    ) -> None:
+        """Tell the grader of a call of its function number `ident` (`op`: a callback, or a
+        report to an observer): the arguments, and the changes `call` has made to its own
+        arguments so far."""
+        restore_builtins()
+        encoder = Encoder(handle_for=self.handle_for)
+        header = {
+            "op": op,
+            "id": ident,
+            "args": encoder.encode(args),
+            "kwargs": encoder.encode(kwargs),
+            "sync": _sync_entries(encoder, call.changes(final=False)),
+        }
+        self.channel.send(header, encoder.blobs)
+
     def _callback(self, callback: Callback, call: ArgumentWatch) -> Any:
         """A stand-in for a function of the grader's that `call` received: calling it sends
         the arguments, and the changes the call has made to its own arguments so far, so a
         function reading them through a closure sees them as a local call would."""
 
         def call_grader(*args: Any, **kwargs: Any) -> Any:
-            restore_builtins()
-            encoder = Encoder(handle_for=self.handle_for)
-            header = {
-                "op": "callback",
-                "id": callback.id,
-                "args": encoder.encode(args),
-                "kwargs": encoder.encode(kwargs),
-                "sync": _sync_entries(encoder, call.changes(final=False)),
-            }
-            self.channel.send(header, encoder.blobs)
+            self._send_call("callback", callback.id, args, kwargs, call)
             while True:
                 reply, blobs = self.channel.recv(from_grader=True)
                 op = reply.get("op") if type(reply) is dict else None

@@ -67,8 +67,10 @@ class BodyLimit:
         self.app = app
         self.limit = limit
 
-    async def _refuse(self, receive: Any, send: Any) -> None:
-        await _drain(receive)
+    async def _refuse(self, send: Any, receive: Any = None) -> None:
+        """Answer 413, once what the client still sends on `receive` (if given) is dropped."""
+        if receive is not None:
+            await _drain(receive)
         body = json.dumps(
             {"error": f"the upload is larger than the server's limit of {self.limit >> 20} MB."}
         ).encode()
@@ -86,7 +88,7 @@ class BodyLimit:
             return
         length = dict(scope["headers"]).get(b"content-length")
         if length is not None and (not length.isdigit() or int(length) > self.limit):
-            await self._refuse(receive, send)
+            await self._refuse(send, receive)
             return
         seen, refused = 0, False
 
@@ -99,10 +101,7 @@ class BodyLimit:
                 seen += len(message.get("body", b""))
                 if seen > self.limit:
                     refused = True
-                    if message.get("more_body", False):
-                        await self._refuse(receive, send)
-                    else:
-                        await self._refuse(_nothing_more, send)
+                    await self._refuse(send, receive if message.get("more_body") else None)
                     return {"type": "http.disconnect"}
             return message
 
@@ -115,10 +114,6 @@ class BodyLimit:
         except Exception:
             if not refused:
                 raise
-
-
-async def _nothing_more() -> dict[str, Any]:
-    return {"type": "http.request", "body": b"", "more_body": False}
 
 
 async def _drain(receive: Any) -> None:
