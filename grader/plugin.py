@@ -224,7 +224,7 @@ class GradePlugin:
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_runtest_call(self, item: pytest.Item) -> None:
-        self._torch_threads.fit()  # a reference fixture may have imported torch meanwhile
+        self._torch_threads.fit(self.sandbox.spins)  # a reference fixture may have imported torch
 
     # -- running and reporting --------------------------------------------------------------
 
@@ -242,7 +242,7 @@ class GradePlugin:
     @pytest.hookimpl(tryfirst=True)
     def pytest_runtest_setup(self, item: pytest.Item) -> None:
         self.sandbox.last_function = None
-        self._torch_threads.fit()  # leave the worker its CPU once a check imported torch
+        self._torch_threads.fit(self.sandbox.spins)  # leave the spinning worker its CPU
         if time.monotonic() > self.deadline:
             raise GradeTimeLimit(
                 f"not run: the grade's time limit ({self.sandbox.limits.total_timeout_s:g} s) "

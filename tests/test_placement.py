@@ -318,20 +318,19 @@ class _FakeTorch:
 def test_torch_leaves_a_cpu_to_each_spinning_worker_and_gets_its_threads_back(monkeypatch):
     monkeypatch.setattr(placement, "_slot", None)
     monkeypatch.setattr(placement.os, "sched_getaffinity", lambda pid: set(range(8)))
-    monkeypatch.setattr(placement, "_runnable", lambda loadavg: 1)  # seven CPUs idle
     torch = _FakeTorch(8)
     monkeypatch.setitem(placement.sys.modules, "torch", torch)
     threads = placement.TorchThreads()
-    threads.fit()
+    threads.fit(spinning=True)
     assert torch.threads == 7  # a lone grader's worker spins on the eighth CPU
     torch.threads = 3  # something else set them meanwhile (a later fit keeps its hands off)
-    threads.fit()
+    threads.fit(spinning=True)
     assert torch.threads == 3
     threads.restore()
     assert torch.threads == 3  # not put back over what someone else chose
     torch.threads = 8
     placement.prefer_slot(0, 2)  # two graders: four CPUs each, one for each worker
-    threads.fit()
+    threads.fit(spinning=True)
     assert torch.threads == 3
     threads.restore()
     assert torch.threads == 8
@@ -339,15 +338,14 @@ def test_torch_leaves_a_cpu_to_each_spinning_worker_and_gets_its_threads_back(mo
 
 def test_torch_threads_stay_where_no_worker_spins_or_torch_is_not_imported(monkeypatch):
     monkeypatch.setattr(placement, "_slot", None)
-    monkeypatch.setattr(placement, "spin_seconds", lambda: 0.0)  # e.g. co-located workers
     torch = _FakeTorch(2)
     monkeypatch.setitem(placement.sys.modules, "torch", torch)
     threads = placement.TorchThreads()
-    threads.fit()
+    threads.fit(spinning=False)  # e.g. co-located workers, or a busy machine
     threads.restore()
     assert torch.threads == 2
     monkeypatch.delitem(placement.sys.modules, "torch")
-    placement.TorchThreads().fit()  # nothing to fit, and torch is not imported for it
+    placement.TorchThreads().fit(spinning=True)  # nothing to fit, and torch is not imported
     assert "torch" not in placement.sys.modules
 
 

@@ -451,7 +451,8 @@ def test_a_grades_references_leave_the_spinning_worker_its_cpu_and_torch_its_thr
 
     from grader.sandbox import placement
 
-    monkeypatch.setattr(placement, "spin_seconds", lambda: placement.SPIN_S)
+    monkeypatch.setattr(placement, "_runnable", lambda loadavg: 1)  # the worker spins
+    monkeypatch.setattr(placement.os, "cpu_count", lambda: 4)
     monkeypatch.setattr(placement.os, "sched_getaffinity", lambda pid: {0, 1, 2, 3})
     before = torch.get_num_threads()
     torch.set_num_threads(4)

@@ -96,10 +96,8 @@ def allowed_cpus() -> list[int] | None:
 
 
 def threads_beside_workers(threads: int) -> int:
-    """How many of `threads` intra-op threads the grading process keeps while its workers
-    spin: one CPU fewer than its share of the allowed CPUs (at least one)."""
-    if not spin_seconds():
-        return threads
+    """How many of `threads` intra-op threads the grading process keeps beside a spinning
+    worker: one CPU fewer than its share of the allowed CPUs (at least one)."""
     graders = _slot[1] if _slot is not None else 1
     share = len(os.sched_getaffinity(0)) // graders
     return max(1, min(threads, share - 1))
@@ -107,15 +105,19 @@ def threads_beside_workers(threads: int) -> int:
 
 class TorchThreads:
     """torch's intra-op threads in this process, held to `threads_beside_workers` from the
-    first `fit` after torch is imported (a grade imports it only if a reference needs it)
-    until `restore`."""
+    first `fit` beside a spinning worker after torch is imported (a grade imports it only if
+    a reference needs it) until `restore`."""
 
     def __init__(self) -> None:
         self._set: tuple[int, int] | None = None  # (before, what fit set)
 
-    def fit(self) -> None:
+    def fit(self, spinning: bool) -> None:
+        """`spinning`: whether the grade's worker polls before it sleeps (`spin_seconds`,
+        as it was worked out for that worker)."""
         torch = sys.modules.get("torch")
-        if self._set is not None or torch is None or not hasattr(torch, "set_num_threads"):
+        if not spinning or self._set is not None or torch is None:
+            return
+        if not hasattr(torch, "set_num_threads"):
             return
         before = torch.get_num_threads()
         wanted = threads_beside_workers(before)

@@ -388,6 +388,13 @@ class Sandbox:
         return folder
 
     @property
+    def spins(self) -> bool:
+        """Whether the worker's calls poll awake before they sleep (`placement`): as worked
+        out for the running worker, else as it would be for the next."""
+        channel = self._channel
+        return (channel.spin_s if channel is not None else spin_seconds()) > 0
+
+    @property
     def pid(self) -> int | None:
         """The pid (in the grader's PID namespace) of the running worker's first process."""
         return self._process.pid if self._process is not None else None
