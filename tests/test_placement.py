@@ -28,6 +28,12 @@ PROBE = textwrap.dedent(
     def cpus():
         return sorted(os.sched_getaffinity(0))
 
+    def spins():
+        \"\"\"How long each of the worker's channels polls before it sleeps.\"\"\"
+        import gc
+
+        return [o.spin_s for o in gc.get_objects() if type(o).__name__ == "Channel"]
+
     def move(pid, cpus):
         \"\"\"Set the CPUs of task `pid` (0: this one); the error's name if refused.\"\"\"
         try:
@@ -210,7 +216,10 @@ def test_pools_side_by_side_give_their_processes_distinct_slots(monkeypatch, tmp
 
 
 @needs_two_cpus
-def test_a_lone_graders_worker_is_not_pinned_and_both_ends_poll_before_they_sleep(lone_box):
+def test_a_lone_graders_worker_is_not_pinned_and_both_ends_poll_before_they_sleep(
+    lone_box, monkeypatch
+):
+    monkeypatch.setattr(placement, "LONG_PAUSES", 10**9)  # however this machine's load pauses
     mask = os.sched_getaffinity(0)
     proxy = SubmissionProxy(lone_box)
     assert proxy.cpus() == sorted(mask)
@@ -218,6 +227,64 @@ def test_a_lone_graders_worker_is_not_pinned_and_both_ends_poll_before_they_slee
     assert lone_box._channel.spin_s == placement.SPIN_S
     assert os.sched_getaffinity(0) == mask
     assert [proxy.cpus() for _ in range(200)] == [sorted(mask)] * 200
+
+
+def test_pace_says_co_locate_after_long_pauses_in_a_row_and_a_short_one_starts_again():
+    pace = placement.Pace(spin_s=0.001)
+    assert not pace.note(10.0)  # the first call: no reply yet, no pause to judge
+    now = 10.0
+    for _ in range(placement.LONG_PAUSES - 1):
+        pace.replied(now)
+        now += 0.002
+        assert not pace.note(now)
+    pace.replied(now)
+    assert not pace.note(now + 0.0005)  # within the spin: the count starts again
+    for expected in [False] * (placement.LONG_PAUSES - 1) + [True]:
+        pace.replied(now)
+        now += 0.01
+        assert pace.note(now) is expected
+
+
+@needs_two_cpus
+def test_a_lone_grader_that_pauses_between_calls_co_locates_its_worker_and_both_sleep(
+    lone_box,
+):
+    """Each pause outlasts the worker's spin: it would sleep on its own CPU, and every call
+    would wake that CPU. Once settled, it shares the grader thread's CPU until it goes."""
+    mask = os.sched_getaffinity(0)
+    proxy = SubmissionProxy(lone_box)
+    assert proxy.spins() == [placement.SPIN_S]
+    for _ in range(placement.LONG_PAUSES):
+        time.sleep(placement.SPIN_S * 4)
+        proxy.cpus()
+    cpu = lone_box._placement.cpu
+    assert os.sched_getaffinity(0) == {cpu}
+    assert proxy.cpus() == [cpu]
+    assert lone_box._channel.spin_s == 0.0
+    assert proxy.spins() == [0.0]
+    assert lone_box.spins  # its CPU still counts as the worker's for torch's threads
+    lone_box.close()
+    assert os.sched_getaffinity(0) == mask
+
+
+@needs_two_cpus
+def test_a_settled_worker_set_to_train_gets_every_cpu_back_and_is_not_settled_again(
+    lone_box, monkeypatch
+):
+    mask = os.sched_getaffinity(0)
+    proxy = SubmissionProxy(lone_box)
+    for _ in range(placement.LONG_PAUSES + 1):
+        time.sleep(placement.SPIN_S * 4)
+        proxy.cpus()
+    assert lone_box._placement is not None
+    with monkeypatch.context() as patched:
+        patched.setattr(Sandbox, "_request", lambda self, *args, **kwargs: None)
+        lone_box.harness("prepare", (), label="preparing torch in the worker")
+    assert os.sched_getaffinity(0) == mask
+    for _ in range(placement.LONG_PAUSES + 1):
+        time.sleep(placement.SPIN_S * 4)
+        assert proxy.cpus() == sorted(mask)
+    assert lone_box._placement is None
 
 
 @pytest.mark.skipif(not placement.AVAILABLE, reason="needs sched_setaffinity")

@@ -13,6 +13,13 @@ more than the whole call. Two ways round it, chosen per grading process:
   reply is read on a CPU that never left its process. At most `SPIN_S` of CPU is spent on a
   wait that turns out long, once per message, and spins that give up back off
   (`Channel._missed`).
+  That pays while the grader calls again within the worker's spin; a grader that pauses
+  longer between calls (its own reference step and comparison, as assignment6's checks do
+  between 680 calls) finds the worker asleep on an idle CPU every time, and on a virtual
+  machine waking it costs more than the call (a bare pipe's round trip: 20 µs back to back,
+  330 µs after a 1 ms pause; 45 µs on one CPU). So once `Pace` sees such pauses in a row,
+  the sandbox co-locates the worker as below and both ends stop spinning, for the rest of
+  that worker's life.
 * Graders side by side with no CPU to spare (`prefer_slot`: a pool's processes): `co_locate`
   puts each worker's processes and the grader thread that calls it on one CPU once the
   worker is ready (its import ran on whatever CPU was free, alongside the grader's own
@@ -48,6 +55,37 @@ _slot: tuple[int, int] | None = None  # (this process's slot, how many) when set
 # during which the worker waits: at 50 µs both ends slept on most such calls, and each
 # wake-up cost 40-60 µs on a virtual machine (a call took 200 µs; at 0.5 ms, 60 µs).
 SPIN_S = 500e-6
+
+
+# Pauses between calls longer than a worker's spin, in a row, after which its grader
+# co-locates it (`Pace`): a few, so that the pause before a grade's first call (pytest's
+# set-up), or a check's one slow step, does not end the spin of a grader that calls quickly.
+LONG_PAUSES = 3
+
+
+class Pace:
+    """How long a grader pauses between the calls into one spinning worker: `note` says when
+    the last `LONG_PAUSES` pauses all outlasted the worker's spin (`spin_s`), so that each call
+    found it asleep and had to wake its CPU."""
+
+    def __init__(self, spin_s: float) -> None:
+        self.spin_s = spin_s
+        self._long = 0
+        self._replied: float | None = None  # when the last reply was read
+
+    def replied(self, now: float) -> None:
+        """A reply was read at `now` (`time.monotonic`)."""
+        self._replied = now
+
+    def note(self, now: float) -> bool:
+        """A call starts at `now`: whether the pauses before it say co-locate."""
+        if self._replied is None:
+            return False
+        if now - self._replied <= self.spin_s:
+            self._long = 0
+            return False
+        self._long += 1
+        return self._long >= LONG_PAUSES
 
 
 def prefer_slot(slot: int, slots: int) -> None:

@@ -54,7 +54,7 @@ from grader.sandbox.codec import (
 from grader.sandbox.forkserver import ForkedWorker
 from grader.sandbox.hardening import readable_roots
 from grader.sandbox.limits import Limits
-from grader.sandbox.placement import CoLocation, allowed_cpus, co_locate, spin_seconds
+from grader.sandbox.placement import CoLocation, Pace, allowed_cpus, co_locate, spin_seconds
 from grader.scratch import ScratchFolder
 from grader.sourcemap import SourceMap
 from grader.submission import MAX_EXTRACTED_BYTES, MAX_FILES
@@ -340,6 +340,8 @@ class Sandbox:
         self._inplace: list[Any] = []  # the objects `inplace` names, innermost last
         self._observing = False  # an observer of reported calls is running (`_take_report`)
         self._placement: CoLocation | None = None  # the worker on the calling thread's CPU
+        self._pace: Pace | None = None  # how long a spinning worker's grader pauses
+        self._spun = False  # whether the running worker was started spinning
 
     # -- lifecycle --------------------------------------------------------------------------
 
@@ -366,7 +368,11 @@ class Sandbox:
         finally:
             self.output.cut(IMPORT_SECTION)
         channel = self._channel
-        if self._process is not None and channel is not None and not channel.spin_s:
+        if self._process is None or channel is None:
+            return
+        if channel.spin_s:  # co-located later if the grader pauses longer (`_settle`)
+            self._pace = Pace(channel.spin_s)
+        else:
             self._placement = co_locate(self._worker_processes())  # ready: see `placement`
 
     def _prepare_folder(self) -> Path:
@@ -390,9 +396,22 @@ class Sandbox:
     @property
     def spins(self) -> bool:
         """Whether the worker's calls poll awake before they sleep (`placement`): as worked
-        out for the running worker, else as it would be for the next."""
-        channel = self._channel
-        return (channel.spin_s if channel is not None else spin_seconds()) > 0
+        out when the running worker started (it holds a CPU of the grader's share, spinning
+        or, once settled, co-located on the grader thread's), else as it would be for the
+        next."""
+        return self._spun if self._channel is not None else spin_seconds() > 0
+
+    def _settle(self, channel: Channel, deadline: float) -> None:
+        """The grader pauses between calls for longer than the worker spins (`Pace`), so
+        every call wakes the worker's idle CPU: put the worker on the calling thread's CPU
+        and have both ends sleep between messages, for the rest of the worker's life."""
+        self._pace = None
+        placement = co_locate(self._worker_processes())
+        if placement is None:
+            return
+        self._placement = placement
+        channel.spin_s = 0.0
+        channel.write(pack({"op": "settle"}, [], marshalled=True), deadline)
 
     @property
     def pid(self) -> int | None:
@@ -446,6 +465,8 @@ class Sandbox:
         self._stopped = False
         self._channel = Channel(from_worker_r, to_worker_w, self.limits.max_message_bytes)
         self._channel.spin_s = config["spin_s"]
+        self._spun = config["spin_s"] > 0
+        self._pace = None
         self._drainer = self.output.drain(self._process.stdout)
         if self._group is not None and not self._group.joined_by_worker:
             self._joiner = threading.Thread(
@@ -770,7 +791,8 @@ class Sandbox:
         names the call in messages (e.g. "train(model, X, y, device)").
         """
         self.module_handle()
-        if self._placement is not None:  # a few long calls, free to use every CPU (torch)
+        self._pace = None  # a few long calls, free to use every CPU (torch)
+        if self._placement is not None:
             self._release_placement(*self._worker_processes())
         encoder = Encoder(handle_of=_handle_of)
         header = {"op": "harness", "name": function, "args": encoder.encode(tuple(args))}
@@ -814,6 +836,8 @@ class Sandbox:
         failures: list[Exception] = []  # of observers (`_take_report`), raised at the end
         sent = 0  # bytes of this call's callbacks and reports (see the docstring)
         try:
+            if self._pace is not None and self._pace.note(now):
+                self._settle(channel, deadline)
             channel.write(pack(header, blobs, marshalled=True), deadline)
             while True:
                 reply, reply_blobs = channel.recv(deadline)
@@ -876,6 +900,9 @@ class Sandbox:
         except ProtocolError as error:
             self._kill()
             raise WorkerCrashed(_refused_message(label, error)) from None
+        finally:
+            if self._pace is not None:
+                self._pace.replied(time.monotonic())
         if failures:
             raise failures[0]
         return value

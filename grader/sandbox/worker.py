@@ -237,6 +237,9 @@ class Worker:
             self.call_plain(header)
             return
         op = header.get("op")
+        if op == "settle":  # now on the grader thread's CPU: wait asleep (no reply)
+            self.channel.spin_s = 0.0
+            return
         call = ArgumentWatch()
         decoder = Decoder(
             blobs,
