@@ -155,6 +155,7 @@ def in_process_grade(assignment, submission: Path, device: str) -> list[str]:
     spec.loader.exec_module(module)
     module.errstate = np.errstate
     module.inplace = lambda *objects: contextlib.nullcontext()  # changes land directly here
+    module.run = lambda function, *args, label: function(*args)
     plugin = InProcessPlugin(
         assignment,
         Sandbox(submission, assignment.module, assignment.limits),

@@ -400,3 +400,43 @@ def test_the_shipped_mnist_sample_is_out_of_reach_in_a_source_checkout(course, m
         return
     message = by_name(result)["test_and_truth_table"].message
     assert "PermissionError" in message or "FileNotFoundError" in message
+
+
+def test_a_trajectory_the_student_empties_in_the_worker_fails_its_checks_cleanly(
+    course, make_submission
+):
+    """assignment6 runs fifty updates in one call into the worker (`student.run`); an update
+    that empties the list the loop fills sends back a short trajectory, which fails its check
+    with a message, never the grader."""
+    clearing = """
+
+_correct_update = Adam.update
+
+
+def _update(self, params, grads):
+    import sys
+
+    _correct_update(self, params, grads)
+    for value in list(sys._getframe(1).f_locals.values()):
+        if isinstance(value, list):
+            value.clear()
+
+
+Adam.update = _update
+"""
+    result = grade(
+        "assignment6",
+        make_submission("assignment6", lambda source: source + clearing),
+        course=course,
+        device="cpu",
+        keyword="trajectory and Adam",
+    )
+    tests = by_name(result)
+    assert set(tests) == {
+        "test_trajectory_on_random_gradients[Adam]",
+        "test_trajectory_on_textbook_function[Adam]",
+    }
+    for test in tests.values():
+        assert test.status == "failed"
+        assert test.score == 0
+        assert "did not come back" in test.message

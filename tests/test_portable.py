@@ -118,6 +118,21 @@ def forge_with(f, header):
     _forge(header)
 
 
+class Counter:
+    def __init__(self):
+        self.count = 0
+
+    def step(self, amounts):
+        for amount in amounts:
+            self.count += amount
+        return self.count
+
+    def fail_at(self, count):
+        if self.count >= count:
+            raise ValueError(f"the student's bug at {self.count}")
+        self.count += 1
+
+
 def ask_grader_to_run(f):
     """Asks the grader to call back function number 0 of this call, which the grader never
     registered: the function it sent here runs here, never there at the worker's request."""
@@ -631,3 +646,46 @@ def test_called_in_the_trusted_process_a_reporting_function_tells_its_observer_f
     assert reporting(np.array([1.0, 2.0]), scale=1.0) == 5.0
     assert seen == [([1.0, 2.0], 1.0)]
     assert loss.observer is None  # reporting_to makes a new function
+
+
+@runs_in_worker
+def counts_along(counter, steps):
+    """Each step's count, as the worker's counter leaves it."""
+    return [counter.step([1.0, step]) for step in steps]
+
+
+@runs_in_worker
+def fails_along(counter, steps):
+    for _ in range(steps):
+        counter.fail_at(3)
+    return "never"
+
+
+def test_run_loops_over_the_students_object_in_one_request(student, monkeypatch):
+    counter = student.Counter()
+    requests = []
+    request = Sandbox._request
+    monkeypatch.setattr(
+        Sandbox, "_request", lambda box, *a, **k: requests.append(a[0]) or request(box, *a, **k)
+    )
+    got = student.run(counts_along, counter, np.arange(4.0), label="Counter.step()")
+    assert got == [1.0, 3.0, 6.0, 10.0]
+    assert len(requests) == 1
+    assert counter.count == 10  # the worker's own object, not a copy
+    assert student._sandbox.last_function == "Counter.step"
+
+
+def test_run_reports_the_students_exception_under_the_label_it_was_given(student):
+    from grader.sandbox.proxy import StudentException
+
+    with pytest.raises(StudentException) as raised:
+        student.run(fails_along, student.Counter(), 10, label="Counter.fail_at()")
+    assert "the student's bug at 3" in str(raised.value)
+    assert "Counter.fail_at()" in str(raised.value)
+
+
+def test_run_takes_only_a_shipped_function_without_an_observer(student):
+    with pytest.raises(TypeError, match="runs_in_worker"):
+        student.run(lambda counter: counter, student.Counter(), label="Counter()")
+    with pytest.raises(TypeError, match="observer"):
+        student.run(counts_along.reporting_to(print), student.Counter(), [1.0], label="x()")

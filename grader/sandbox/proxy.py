@@ -48,6 +48,7 @@ from grader.sandbox.codec import (
     Encoder,
     Handle,
     ProtocolError,
+    WorkerFunction,
     pack,
     plain,
 )
@@ -799,6 +800,22 @@ class Sandbox:
         self.last_function = function_of(label)
         return self._request(header, encoder.blobs, label, {}, {})
 
+    def run(self, function: WorkerFunction, args: tuple, label: str) -> Any:
+        """Run a `@runs_in_worker` function in the worker on `args`, as one call: a loop over
+        the student's code (assignment6's fifty updates) crosses the pipe once instead of
+        once per step. A `RemoteObject` among `args` reaches it as the worker's own object,
+        everything else is copied in as data; what it returns comes back as data, to be
+        compared here. `label` names the student's code it runs, for messages and hints
+        (e.g. "Adam.update")."""
+        if not isinstance(function, WorkerFunction):
+            raise TypeError("run() takes a function made with @runs_in_worker")
+        if function.observer is not None:
+            raise TypeError("run() takes a function that reports to no observer")
+        encoder = Encoder(handle_of=_handle_of)
+        header = {"op": "run", "args": encoder.encode((function, *args))}
+        self.last_function = function_of(label)
+        return self._request(header, encoder.blobs, label, {}, {})
+
     def seterr(self, settings: dict[str, str]) -> dict[str, str]:
         self.module_handle()
         header = {"op": "seterr", "settings": Encoder().encode(settings)}
@@ -1462,6 +1479,13 @@ class SubmissionProxy(RemoteObject):
     def harness(self, function: str, *args: Any, label: str) -> Any:
         """Run `function` of the worker-side `torch_harness` (see `Sandbox.harness`)."""
         return self._sandbox.harness(function, args, label)
+
+    def run(self, function: WorkerFunction, *args: Any, label: str) -> Any:
+        """`student.run(trajectory, optimizer, params, grads, label="Adam.update")` runs the
+        `@runs_in_worker` function `trajectory` in the worker on those arguments, in one call
+        (see `Sandbox.run`). Its result is the worker's account, as `inplace`'s is: compare
+        it with what the trusted side computes, never trust what it says of itself."""
+        return self._sandbox.run(function, args, label)
 
     def __repr__(self) -> str:
         return f"<submission {self._handle.cls}.py in the sandbox>"

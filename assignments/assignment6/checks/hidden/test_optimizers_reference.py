@@ -3,13 +3,15 @@
 Each optimizer runs 50 updates next to the reference (torch.optim in float64), on seeded
 random gradients and on the textbook's f(x, y) = x**2/20 + y**2 from (-7, 2), and the
 parameters are compared after every update, so a failure names the first update that went
-wrong. Only `params` receives what the student's update writes (`student.inplace`); the
-reference updates its own copy. Tolerances admit rounding and the placement of Adam's 1e-7
-epsilon (the course's form and the standard bias-corrected form differ by about 1e-7 of
-sqrt(v)), nothing more: random gradient magnitudes lie in [0.5, 2], so that epsilon stays
-negligible next to sqrt(v). A missing 1e-7 is caught by gradients with zero entries. The
-initialisers are checked by their statistics and by drawing from the Generator they are
-given.
+wrong. The student's updates run in the worker in one call (`student.run` of a
+`@runs_in_worker` loop that copies the parameters after each update), not one call each: the
+trajectory that comes back is the student's code's output, compared here step by step with
+the reference's, which updates its own copy. Tolerances admit rounding and the placement
+of Adam's 1e-7 epsilon (the course's form and the standard bias-corrected form differ by
+about 1e-7 of sqrt(v)), nothing more: random gradient magnitudes lie in [0.5, 2], so that
+epsilon stays negligible next to sqrt(v). A missing 1e-7 is caught by gradients with zero
+entries. The initialisers are checked by their statistics and by drawing from the Generator
+they are given.
 """
 
 import math
@@ -18,6 +20,7 @@ import numpy as np
 import pytest
 
 from grader.compare import as_array, assert_close, expect
+from grader.portable import runs_in_worker
 
 HINTS = {
     "SGD": "SGD: p -= lr*g for every key of params, using the lr given to the constructor.",
@@ -110,10 +113,46 @@ def _copy(params: dict) -> dict[str, np.ndarray]:
     return {key: np.array(value, dtype=np.float64) for key, value in params.items()}
 
 
+@runs_in_worker
+def updates_along(optimizer, params, steps_grads):
+    """The parameters after each update on the given gradients, as the optimizer leaves
+    them (copied after each step: later updates may change the arrays in place)."""
+    trajectory = []
+    for grads in steps_grads:
+        optimizer.update(params, grads)
+        trajectory.append({key: np.array(value) for key, value in params.items()})
+    return trajectory
+
+
+@runs_in_worker
+def textbook_updates(optimizer, params, steps):
+    """`updates_along` on the gradient of f(x, y) = x**2/20 + y**2 at each step's
+    parameters: (x/10, 2y)."""
+    trajectory = []
+    for _ in range(steps):
+        grads = {"x": np.array(params["x"] / 10.0), "y": np.array(2.0 * params["y"])}
+        optimizer.update(params, grads)
+        trajectory.append({key: np.array(value) for key, value in params.items()})
+    return trajectory
+
+
+def _steps(trajectory, steps: int, *, label: str, hint: str) -> list[dict]:
+    """The parameters after each update, as the worker tells them: one dict per update, or
+    the check fails (a worker that someone patched may send anything)."""
+    expect(
+        type(trajectory) is list
+        and len(trajectory) == steps
+        and all(type(params) is dict for params in trajectory),
+        f"{label}: the parameters after each of the {steps} updates did not come back.",
+        hint=hint,
+    )
+    return trajectory
+
+
 def _compare(params, want, *, label: str, step: int, atol: float, hint: str) -> None:
     for key, value in want.items():
         assert_close(
-            params[key],
+            params.get(key),
             value,
             rtol=RTOL,
             atol=atol,
@@ -131,12 +170,14 @@ def test_trajectory_on_random_gradients(student, reference, rng, name):
     expected = getattr(reference, name)(**settings)
     params = _random_params(rng)
     want = _copy(params)
-    for step in range(1, STEPS + 1):
-        grads = _random_grads(rng, params)
+    steps_grads = [_random_grads(rng, params) for _ in range(STEPS)]
+    trajectory = student.run(
+        updates_along, optimizer, params, steps_grads, label=f"{name}.update()"
+    )
+    trajectory = _steps(trajectory, STEPS, label=label, hint=HINTS[name])
+    for step, (grads, got) in enumerate(zip(steps_grads, trajectory, strict=True), start=1):
         expected.update(want, grads)
-        with student.inplace(params):
-            optimizer.update(params, grads)
-        _compare(params, want, label=label, step=step, atol=RANDOM_ATOL, hint=HINTS[name])
+        _compare(got, want, label=label, step=step, atol=RANDOM_ATOL, hint=HINTS[name])
 
 
 def _textbook_grads(params: dict) -> dict[str, np.ndarray]:
@@ -153,11 +194,11 @@ def test_trajectory_on_textbook_function(student, reference, name):
     expected = getattr(reference, name)(**settings)
     params = {"x": np.array(-7.0), "y": np.array(2.0)}
     want = _copy(params)
-    for step in range(1, STEPS + 1):
-        with student.inplace(params):
-            optimizer.update(params, _textbook_grads(params))
+    trajectory = student.run(textbook_updates, optimizer, params, STEPS, label=f"{name}.update()")
+    trajectory = _steps(trajectory, STEPS, label=label, hint=HINTS[name])
+    for step, got in enumerate(trajectory, start=1):
         expected.update(want, _textbook_grads(want))
-        _compare(params, want, label=label, step=step, atol=TEXTBOOK_ATOL, hint=HINTS[name])
+        _compare(got, want, label=label, step=step, atol=TEXTBOOK_ATOL, hint=HINTS[name])
 
 
 @pytest.mark.points(2)
@@ -169,14 +210,17 @@ def test_zero_gradient_entries_stay_finite(student, reference, rng, name):
     params = {"W": rng.standard_normal((3, 4)), "b": rng.standard_normal(4)}
     want = _copy(params)
     hint = f"{ZERO_GRADIENT_HINT} {HINTS[name]}"
-    for step in range(1, 6):
-        grads = _random_grads(rng, params)
+    steps_grads = [_random_grads(rng, params) for _ in range(5)]
+    for grads in steps_grads:
         grads["W"][:, 1] = 0.0
         grads["b"][:] = 0.0
+    trajectory = student.run(
+        updates_along, optimizer, params, steps_grads, label=f"{name}.update()"
+    )
+    trajectory = _steps(trajectory, len(steps_grads), label=label, hint=hint)
+    for step, (grads, got) in enumerate(zip(steps_grads, trajectory, strict=True), start=1):
         expected.update(want, grads)
-        with student.inplace(params):
-            optimizer.update(params, grads)
-        _compare(params, want, label=label, step=step, atol=RANDOM_ATOL, hint=hint)
+        _compare(got, want, label=label, step=step, atol=RANDOM_ATOL, hint=hint)
 
 
 INITS = {
