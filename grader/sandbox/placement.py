@@ -14,8 +14,8 @@ more than the whole call. Two ways round it, chosen per grading process:
   wait that turns out long, once per message, and spins that give up back off
   (`Channel._missed`).
   That pays while the grader calls again within the worker's spin; a grader that pauses
-  longer between calls (its own reference step and comparison, as assignment6's checks do
-  between 680 calls) finds the worker asleep on an idle CPU every time, and on a virtual
+  longer between calls (its own reference step and comparison, as most checks do between
+  their calls) finds the worker asleep on an idle CPU every time, and on a virtual
   machine waking it costs more than the call (a bare pipe's round trip: 20 µs back to back,
   330 µs after a 1 ms pause; 45 µs on one CPU). So once `Pace` sees such pauses in a row,
   the sandbox co-locates the worker as below and both ends stop spinning, for the rest of

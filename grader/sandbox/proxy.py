@@ -805,8 +805,8 @@ class Sandbox:
         the student's code (assignment6's fifty updates) crosses the pipe once instead of
         once per step. A `RemoteObject` among `args` reaches it as the worker's own object,
         everything else is copied in as data; what it returns comes back as data, to be
-        compared here. `label` names the student's code it runs, for messages and hints
-        (e.g. "Adam.update")."""
+        compared here. `label` names the student's code it runs, for messages and hints,
+        as a call's label does (e.g. "Adam.update()")."""
         if not isinstance(function, WorkerFunction):
             raise TypeError("run() takes a function made with @runs_in_worker")
         if function.observer is not None:
@@ -1481,7 +1481,7 @@ class SubmissionProxy(RemoteObject):
         return self._sandbox.harness(function, args, label)
 
     def run(self, function: WorkerFunction, *args: Any, label: str) -> Any:
-        """`student.run(trajectory, optimizer, params, grads, label="Adam.update")` runs the
+        """`student.run(trajectory, optimizer, params, grads, label="Adam.update()")` runs the
         `@runs_in_worker` function `trajectory` in the worker on those arguments, in one call
         (see `Sandbox.run`). Its result is the worker's account, as `inplace`'s is: compare
         it with what the trusted side computes, never trust what it says of itself."""
