@@ -125,13 +125,11 @@ def updates_along(optimizer, params, steps_grads):
 
 
 @runs_in_worker
-def textbook_updates(optimizer, params, steps):
-    """`updates_along` on the gradient of f(x, y) = x**2/20 + y**2 at each step's
-    parameters: (x/10, 2y)."""
+def updates_following(optimizer, params, steps, gradient):
+    """`updates_along` on `gradient` at each step's parameters."""
     trajectory = []
     for _ in range(steps):
-        grads = {"x": np.array(params["x"] / 10.0), "y": np.array(2.0 * params["y"])}
-        optimizer.update(params, grads)
+        optimizer.update(params, gradient(params))
         trajectory.append({key: np.array(value) for key, value in params.items()})
     return trajectory
 
@@ -147,6 +145,19 @@ def _steps(trajectory, steps: int, *, label: str, hint: str) -> list[dict]:
         hint=hint,
     )
     return trajectory
+
+
+def _follow(student, name, optimizer, expected, params, steps_grads, *, label, hint) -> None:
+    """Run the student's updates on `steps_grads` in one call and compare the parameters
+    after each with the reference's (which updates a copy of `params`)."""
+    want = _copy(params)
+    trajectory = student.run(
+        updates_along, optimizer, params, steps_grads, label=f"{name}.update()"
+    )
+    trajectory = _steps(trajectory, len(steps_grads), label=label, hint=hint)
+    for step, (grads, got) in enumerate(zip(steps_grads, trajectory, strict=True), start=1):
+        expected.update(want, grads)
+        _compare(got, want, label=label, step=step, atol=RANDOM_ATOL, hint=hint)
 
 
 def _compare(params, want, *, label: str, step: int, atol: float, hint: str) -> None:
@@ -169,19 +180,14 @@ def test_trajectory_on_random_gradients(student, reference, rng, name):
     optimizer = getattr(student, name)(**settings)
     expected = getattr(reference, name)(**settings)
     params = _random_params(rng)
-    want = _copy(params)
     steps_grads = [_random_grads(rng, params) for _ in range(STEPS)]
-    trajectory = student.run(
-        updates_along, optimizer, params, steps_grads, label=f"{name}.update()"
-    )
-    trajectory = _steps(trajectory, STEPS, label=label, hint=HINTS[name])
-    for step, (grads, got) in enumerate(zip(steps_grads, trajectory, strict=True), start=1):
-        expected.update(want, grads)
-        _compare(got, want, label=label, step=step, atol=RANDOM_ATOL, hint=HINTS[name])
+    _follow(student, name, optimizer, expected, params, steps_grads, label=label, hint=HINTS[name])
 
 
-def _textbook_grads(params: dict) -> dict[str, np.ndarray]:
-    """Gradient of f(x, y) = x**2/20 + y**2: (x/10, 2y)."""
+@runs_in_worker
+def textbook_grads(params):
+    """Gradient of f(x, y) = x**2/20 + y**2: (x/10, 2y). Runs in the worker between the
+    student's updates, and here for the reference's."""
     return {"x": np.array(params["x"] / 10.0), "y": np.array(2.0 * params["y"])}
 
 
@@ -194,10 +200,12 @@ def test_trajectory_on_textbook_function(student, reference, name):
     expected = getattr(reference, name)(**settings)
     params = {"x": np.array(-7.0), "y": np.array(2.0)}
     want = _copy(params)
-    trajectory = student.run(textbook_updates, optimizer, params, STEPS, label=f"{name}.update()")
+    trajectory = student.run(
+        updates_following, optimizer, params, STEPS, textbook_grads, label=f"{name}.update()"
+    )
     trajectory = _steps(trajectory, STEPS, label=label, hint=HINTS[name])
     for step, got in enumerate(trajectory, start=1):
-        expected.update(want, _textbook_grads(want))
+        expected.update(want, textbook_grads(want))
         _compare(got, want, label=label, step=step, atol=TEXTBOOK_ATOL, hint=HINTS[name])
 
 
@@ -208,19 +216,12 @@ def test_zero_gradient_entries_stay_finite(student, reference, rng, name):
     optimizer = getattr(student, name)()
     expected = getattr(reference, name)()
     params = {"W": rng.standard_normal((3, 4)), "b": rng.standard_normal(4)}
-    want = _copy(params)
-    hint = f"{ZERO_GRADIENT_HINT} {HINTS[name]}"
     steps_grads = [_random_grads(rng, params) for _ in range(5)]
     for grads in steps_grads:
         grads["W"][:, 1] = 0.0
         grads["b"][:] = 0.0
-    trajectory = student.run(
-        updates_along, optimizer, params, steps_grads, label=f"{name}.update()"
-    )
-    trajectory = _steps(trajectory, len(steps_grads), label=label, hint=hint)
-    for step, (grads, got) in enumerate(zip(steps_grads, trajectory, strict=True), start=1):
-        expected.update(want, grads)
-        _compare(got, want, label=label, step=step, atol=RANDOM_ATOL, hint=hint)
+    hint = f"{ZERO_GRADIENT_HINT} {HINTS[name]}"
+    _follow(student, name, optimizer, expected, params, steps_grads, label=label, hint=hint)
 
 
 INITS = {
