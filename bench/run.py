@@ -277,13 +277,17 @@ def command_rows(table: Table, repeats: int) -> None:
     submission = FIXTURES / "assignment3" / "correct"
     with tempfile.TemporaryDirectory(prefix="dl-grader-bench-") as data:
         env = {**os.environ, "DL_GRADER_DATA": data}
+        # As an installed grader runs: its modules' bytecode cached (pip compiles it at
+        # install, as it did numpy's and torch's), even where this shell turned caching off.
+        env.pop("PYTHONDONTWRITEBYTECODE", None)
 
         def run(*argv: str) -> None:
             subprocess.run(argv, env=env, cwd=ROOT, stdout=subprocess.DEVNULL, check=True)
 
         graded = [*grade_command, "assignment3", "--submission", str(submission), "--device",
                   "cpu", "--format", "json", "--output", os.devnull]  # fmt: skip
-        run(*graded)  # fills the reference cache
+        run(*graded)  # fills the reference cache and the bytecode cache
+        run(*grade_command, "list")
         grading, importing = alternating(
             lambda: run(*graded),
             lambda: run(sys.executable, "-c", "import numpy, torch"),
@@ -297,8 +301,9 @@ def command_rows(table: Table, repeats: int) -> None:
     table.add_row(
         "grade assignment3, process",
         f"{grading:.2f} s",
-        f'whole process, reference cache warm: ×{grading / importing:.2f} `python -c "import '
-        f'numpy, torch"` ({importing:.2f} s, alternating rounds): target ≤ 0.45×',
+        "whole process, reference and bytecode caches warm: "
+        f'×{grading / importing:.2f} `python -c "import numpy, torch"` ({importing:.2f} s, '
+        "alternating rounds): target ≤ 0.45×",
     )
     table.add_row("grade --help", f"{helping:.2f} s", "whole process: target ≤ 0.3 s")
     table.add_row("grade list", f"{listing:.2f} s", "whole process: target ≤ 0.3 s")

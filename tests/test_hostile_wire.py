@@ -305,8 +305,15 @@ def test_bytes_alone_that_do_not_fit_the_array_sent_are_refused(hostile, argumen
             [],
             "callback id",
         ),
+        ({"op": "result", "value": 1, "sync": [], "attrs": [["x", 1]]}, [], "attribute"),
     ],
-    ids=["unhashable-sync-id", "long-tag", "shared-blob", "unhashable-callback-id"],
+    ids=[
+        "unhashable-sync-id",
+        "long-tag",
+        "shared-blob",
+        "unhashable-callback-id",
+        "attributes-not-asked-for",
+    ],
 )
 def test_malformed_replies_fail_the_call_with_a_short_message(hostile, header, blob_sizes, words):
     with pytest.raises(WorkerCrashed) as error:

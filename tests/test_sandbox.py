@@ -452,3 +452,53 @@ def test_a_check_function_that_stops_the_check_mid_call_leaves_no_stale_reply(pr
     assert probe.add(2, 3) == 5
     assert probe.call_back(lambda x: 1.0, np.ones(3)) == 2.0
     assert sandbox.starts == 2
+
+
+def test_attributes_a_check_read_come_with_the_next_calls_reply(probe, sandbox):
+    """After `layer.backward(dout)`, the check's reads of `dW` and `db` are round trips that
+    only fetch what the call left: once read, they come with the reply of the next method
+    call on an object of that class, each read before the next request answered from it."""
+    layer = probe.Layer()
+    layer.backward(np.ones(2))
+    np.testing.assert_array_equal(layer.dW, [2.0, 2.0])
+    assert layer.db == 2.0
+    assert layer.parts["w"].tolist() == [2.0, 2.0]
+    other = probe.Layer()  # the same class: another object, learned from the first
+    other.backward(np.full(2, 3.0))
+    before = sandbox.requests
+    dW, db, parts = other.dW, other.db, other.parts
+    assert sandbox.requests == before
+    np.testing.assert_array_equal(dW, [6.0, 6.0])
+    assert db == 6.0
+    np.testing.assert_array_equal(parts["w"], [4.0, 4.0])
+
+
+def test_a_prefetched_attribute_is_handed_out_once_and_forgotten_at_the_next_request(
+    probe, sandbox
+):
+    layer = probe.Layer()
+    layer.backward(np.ones(2))
+    layer.dW  # noqa: B018 (learned)
+    layer.backward(np.ones(2))
+    first = layer.dW
+    first[:] = 0  # the check's own copy: the worker's, and the next read, keep theirs
+    before = sandbox.requests
+    np.testing.assert_array_equal(layer.dW, [2.0, 2.0])  # a second read asks again
+    assert sandbox.requests == before + 1
+    layer.backward(np.ones(2))
+    layer.scale(10)  # a request: what came with backward's reply is stale now
+    np.testing.assert_array_equal(layer.dW, [20.0, 20.0])
+
+
+def test_properties_and_objects_are_read_when_the_check_reads_them(probe, sandbox):
+    """A property runs the student's code at each read, and an attribute holding an object
+    comes back as a handle: neither comes along with a reply."""
+    layer = probe.Layer()
+    assert layer.looked == 1
+    assert isinstance(layer.inner, RemoteObject)
+    layer.backward(np.ones(2))
+    layer.backward(np.ones(2))
+    before = sandbox.requests
+    assert layer.looked == 2  # the property ran once per read, never for a reply
+    assert isinstance(layer.inner, RemoteObject)
+    assert sandbox.requests == before + 2

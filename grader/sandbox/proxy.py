@@ -56,6 +56,7 @@ from grader.sandbox.forkserver import ForkedWorker
 from grader.sandbox.hardening import readable_roots
 from grader.sandbox.limits import Limits
 from grader.sandbox.placement import CoLocation, Pace, allowed_cpus, co_locate, spin_seconds
+from grader.sandbox.prefetch import MISSING, Prefetch
 from grader.scratch import ScratchFolder
 from grader.sourcemap import SourceMap
 from grader.submission import MAX_EXTRACTED_BYTES, MAX_FILES
@@ -328,6 +329,8 @@ class Sandbox:
         self.protections: dict[str, str] = {}
         self.import_failure: StudentError | None = None
         self.last_function: str | None = None  # what the latest call ran: a hint's subject
+        self.requests = 0  # made to any worker of this sandbox: round trips, for benchmarks
+        self.prefetch = Prefetch()  # attributes that come with a method's reply
         self._process: subprocess.Popen | ForkedWorker | None = None
         self._channel: Channel | None = None
         self._drainer: threading.Event | None = None  # set once the output is all read
@@ -637,6 +640,7 @@ class Sandbox:
         if self._drainer is not None:
             self._drainer.wait(timeout=5)
         self.generation += 1
+        self.prefetch.forget()
         self._module_handle = None
 
     def _group_state(self) -> str:
@@ -735,7 +739,8 @@ class Sandbox:
             label = _call_label(handle, name)
             function = function_of(label)
         self.last_function = function
-        if not kwargs and plain(args):  # the commonest call, sent as it is (see `pack`)
+        wanted = self.prefetch.wanted(handle) if name is not None else ()
+        if not kwargs and not wanted and plain(args):  # the commonest call, sent as it is
             return self._request((handle.id, name, args), (), label, _NONE, _NONE)
         callbacks: dict[int, Callable] = {}
         observers: dict[int, Callable] = {}  # numbered with callbacks, never taken for one
@@ -765,18 +770,33 @@ class Sandbox:
         if self._inplace and encoder.refs:  # the worker reports changes to these alone
             writable = _reachable(self._inplace)
             header["watch"] = [ref for ref, arg in encoder.refs.items() if id(arg) in writable]
+        if wanted:
+            header["prefetch"] = list(wanted)
         return self._request(
-            header, encoder.blobs, label, encoder.refs, callbacks, writable, observers
+            header,
+            encoder.blobs,
+            label,
+            encoder.refs,
+            callbacks,
+            writable,
+            observers,
+            (handle.id, wanted) if wanted else None,
         )
 
     def getattr(self, handle: Handle, name: str) -> Any:
+        value = self.prefetch.take(handle, name)
+        if value is not MISSING:
+            return value
         header = {"op": "getattr", "target": handle.id, "name": name}
         try:
-            return self._request(header, [], f"{handle.cls}.{name}", {}, {})
+            value = self._request(header, [], f"{handle.cls}.{name}", {}, {})
         except StudentException as error:
             if error.type_name == "AttributeError":
                 raise MissingName(_missing_message(handle, name, self.source_label)) from None
             raise
+        if not isinstance(value, RemoteObject):
+            self.prefetch.learn(handle, name)
+        return value
 
     def setattr(self, handle: Handle, name: str, value: Any) -> None:
         encoder = Encoder()
@@ -830,6 +850,7 @@ class Sandbox:
         callbacks: dict[int, Callable],
         writable: set[int] | None = None,
         observers: dict[int, Callable] = _NONE,
+        prefetch: tuple[int, tuple[str, ...]] | None = None,
     ) -> Any:
         """Send one request and read its reply, answering callbacks and taking reports on
         the way. Writing the request, reading and decoding the reply all count against the
@@ -838,7 +859,10 @@ class Sandbox:
         was made (see `_sync`). Reports need no answer, so a worker could send them as fast
         as the pipe takes them, and a check's function may keep what each call brings (the
         points it was called at): a call's callbacks and reports together may bring what one
-        message may, no more."""
+        message may, no more. `prefetch`: the call's target and the attributes of it asked
+        for (`grader.sandbox.prefetch`), held for the reads before the next request."""
+        self.prefetch.forget()
+        self.requests += 1
         if self._observing:  # the worker may have sent more reports: they are not its reply
             raise RuntimeError("an observer of reported calls may not call into the worker")
         if self._module_handle is None or self.import_failure is not None:
@@ -870,7 +894,7 @@ class Sandbox:
                         or (kind is float and math.isfinite(value))
                     ):
                         sync = reply.get("sync", _NONE_SYNCED)
-                        if type(sync) is list and not sync:
+                        if type(sync) is list and not sync and "attrs" not in reply:
                             return value
                     break
                 if op == "callback" or op == "report":
@@ -897,7 +921,9 @@ class Sandbox:
                 deadline = min(deadline + spent, time.monotonic() + self._remaining())
                 writable = None  # the check's own code ran: what inplace reaches may differ
             try:
-                value = self._read_reply(reply, reply_blobs, label, refs, deadline, writable)
+                value = self._read_reply(
+                    reply, reply_blobs, label, refs, deadline, writable, prefetch
+                )
             except StudentException:
                 if failures:  # what an observer found came first: it is the check's finding
                     raise failures[0] from None
@@ -932,6 +958,7 @@ class Sandbox:
         refs: dict,
         deadline: float,
         writable: set[int] | None = None,
+        prefetch: tuple[int, tuple[str, ...]] | None = None,
     ) -> Any:
         op = reply.get("op")
         if op == "error":
@@ -944,10 +971,13 @@ class Sandbox:
         decoder = Decoder(blobs, make_handle=self._remote, deadline=deadline)
         try:
             value = decoder.decode(reply.get("value"))
+            attributes = Prefetch.read(decoder, reply.get("attrs"), prefetch[1] if prefetch else ())
             self._sync(decoder, reply.get("sync", []), refs, writable)
         except ProtocolError as error:
             self._kill()
             raise WorkerCrashed(_refused_message(label, error)) from None
+        if attributes:
+            self.prefetch.keep(prefetch[0], attributes)
         return value
 
     def _sync(

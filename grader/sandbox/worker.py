@@ -49,6 +49,7 @@ from grader.sandbox.namespaces import (
     view,
     watch_parent,
 )
+from grader.sandbox.prefetch import attributes_of, encode_attributes
 from grader.sandbox.privileges import UID_BASE, is_root
 
 _RLIMITS = {
@@ -255,7 +256,7 @@ class Worker:
                 call.watch(decoder.refs, header.get("watch", []))
                 func = target if header.get("name") is None else getattr(target, header["name"])
                 value = func(*args, **kwargs)
-                self._reply_value(value, call.changes(final=True))
+                self._reply_value(value, call.changes(final=True), target, header.get("prefetch"))
             elif op == "getattr":
                 self._reply_value(getattr(target, header["name"]), [])
             elif op == "setattr":
@@ -336,7 +337,16 @@ class Worker:
             raise ProtocolError(f"unknown handle {handle.id}")
         return self.objects[handle.id]
 
-    def _reply_value(self, value: Any, changes: list[tuple[int, Any]]) -> None:
+    def _reply_value(
+        self,
+        value: Any,
+        changes: list[tuple[int, Any]],
+        target: Any = None,
+        prefetch: list | None = None,
+    ) -> None:
+        """Send a call's result and its changes to the arguments; with `prefetch`, the
+        attributes of the call's `target` it names that can come along (`grader.sandbox.
+        prefetch`)."""
         restore_builtins()
         encoder = Encoder(handle_for=self.handle_for)
         try:
@@ -348,6 +358,11 @@ class Worker:
         except (TypeError, ValueError) as exc:
             header = {"op": "error", "type": "TypeError", "message": f"cannot return it: {exc}"}
             encoder.blobs.clear()
+        else:
+            if prefetch is not None:
+                attributes = attributes_of(target, prefetch)
+                if attributes:
+                    header["attrs"] = encode_attributes(attributes, encoder.blobs)
         self.channel.send(header, encoder.blobs)
 
     def _send(self, header: dict) -> None:
