@@ -224,7 +224,8 @@ class GradePlugin:
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_runtest_call(self, item: pytest.Item) -> None:
-        self._torch_threads.fit(self.sandbox.spins)  # a reference fixture may have imported torch
+        # A reference fixture may have imported torch, and a worker may have settled.
+        self._torch_threads.fit(self.sandbox.spins, self.sandbox.co_located)
 
     # -- running and reporting --------------------------------------------------------------
 
@@ -242,7 +243,7 @@ class GradePlugin:
     @pytest.hookimpl(tryfirst=True)
     def pytest_runtest_setup(self, item: pytest.Item) -> None:
         self.sandbox.last_function = None
-        self._torch_threads.fit(self.sandbox.spins)  # leave the spinning worker its CPU
+        self._torch_threads.fit(self.sandbox.spins, self.sandbox.co_located)
         if time.monotonic() > self.deadline:
             raise GradeTimeLimit(
                 f"not run: the grade's time limit ({self.sandbox.limits.total_timeout_s:g} s) "

@@ -403,12 +403,33 @@ def test_torch_leaves_a_cpu_to_each_spinning_worker_and_gets_its_threads_back(mo
     assert torch.threads == 8
 
 
+@pytest.mark.skipif(not placement.AVAILABLE, reason="needs sched_setaffinity")
+def test_torch_keeps_one_thread_while_the_worker_shares_the_grader_threads_cpu(monkeypatch):
+    """Co-located, the grader thread holds one CPU: a second intra-op thread would share it,
+    or run on a CPU whose wake-up a small reference operation waits for."""
+    monkeypatch.setattr(placement, "_slot", None)
+    monkeypatch.setattr(placement.os, "sched_getaffinity", lambda pid: set(range(8)))
+    torch = _FakeTorch(8)
+    monkeypatch.setitem(placement.sys.modules, "torch", torch)
+    threads = placement.TorchThreads()
+    threads.fit(spinning=False, co_located=True)  # a busy machine: co-located from the start
+    assert torch.threads == 1
+    threads.restore()
+    assert torch.threads == 8
+    threads.fit(spinning=True)
+    assert torch.threads == 7
+    threads.fit(spinning=True, co_located=True)  # the spinning worker settled
+    assert torch.threads == 1
+    threads.restore()
+    assert torch.threads == 8
+
+
 def test_torch_threads_stay_where_no_worker_spins_or_torch_is_not_imported(monkeypatch):
     monkeypatch.setattr(placement, "_slot", None)
     torch = _FakeTorch(2)
     monkeypatch.setitem(placement.sys.modules, "torch", torch)
     threads = placement.TorchThreads()
-    threads.fit(spinning=False)  # e.g. co-located workers, or a busy machine
+    threads.fit(spinning=False)  # e.g. a busy machine's worker before it is placed
     threads.restore()
     assert torch.threads == 2
     monkeypatch.delitem(placement.sys.modules, "torch")

@@ -405,6 +405,11 @@ class Sandbox:
         next."""
         return self._spun if self._channel is not None else spin_seconds() > 0
 
+    @property
+    def co_located(self) -> bool:
+        """Whether the running worker shares the calling thread's one CPU (`placement`)."""
+        return self._placement is not None
+
     def _settle(self, channel: Channel, deadline: float) -> None:
         """The grader pauses between calls for longer than the worker spins (`Pace`), so
         every call wakes the worker's idle CPU: put the worker on the calling thread's CPU
