@@ -476,6 +476,40 @@ def test_a_large_frame_arrives_whole_as_plain_aligned_writable_arrays():
         assert array.flags.writeable and array.flags.aligned and array.dtype.isnative
 
 
+def test_big_arrays_travel_from_their_own_memory_in_frames_larger_than_the_pipe():
+    """An array of `VIEW_BYTES` or more is a view of its memory, not a copy of its bytes, and a
+    frame of such blobs is written from its parts, here with a deadline (so through partial
+    writes of a non-blocking pipe) while the reader takes it in pieces."""
+    channel, r, w = _pipe_channel()
+    c_order = np.arange(3 << 18, dtype=np.float64)  # 6 MB: more than the pipe holds
+    fortran = np.asfortranarray(np.arange(1 << 16, dtype=">i4").reshape(256, 256))
+    value = (c_order, fortran, np.arange(7), c_order[::2])
+    encoder = Encoder()
+    node = encoder.encode(value)
+    assert np.shares_memory(encoder.blobs[0], c_order)
+    assert np.shares_memory(encoder.blobs[1], fortran)
+    assert type(encoder.blobs[2]) is bytes and type(encoder.blobs[3]) is bytes  # small; strided
+    sent: list[BaseException] = []
+
+    def send() -> None:
+        try:
+            channel.send({"v": node}, encoder.blobs, deadline=time.monotonic() + 10)
+        except BaseException as error:  # reported by the assertion below
+            sent.append(error)
+
+    thread = threading.Thread(target=send)
+    thread.start()
+    header, blobs = Channel(r, w).recv(deadline=time.monotonic() + 10)
+    thread.join()
+    os.close(r)
+    os.close(w)
+    assert not sent
+    got = Decoder(blobs).decode(header["v"])
+    for array, expected in zip(got, value, strict=True):
+        np.testing.assert_array_equal(array, expected)
+    assert got[1].flags.f_contiguous
+
+
 def test_a_marshal_header_is_read_only_from_the_grader():
     channel, r, w = _pipe_channel()
     try:

@@ -884,7 +884,7 @@ class Sandbox:
         try:
             if self._pace is not None and self._pace.note(now):
                 self._settle(channel, deadline)
-            channel.write(pack(header, blobs, marshalled=True), deadline)
+            channel.send(header, blobs, deadline, marshalled=True)
             while True:
                 reply, reply_blobs = channel.recv(deadline)
                 op = reply.get("op")
