@@ -212,13 +212,18 @@ def build_model():
 
 def test_the_test_labels_never_reach_the_worker(tmp_path, monkeypatch):
     sent: list[bytes] = []
-    write = Channel.write  # every frame the grader sends passes here, whole
+    write, write_parts = Channel.write, Channel._write_parts  # every frame the grader sends
 
     def spy(self, data, deadline=None):
         sent.append(bytes(data))
         return write(self, data, deadline)
 
+    def spy_parts(self, parts, deadline=None):  # a big frame, written from its parts
+        sent.append(b"".join(bytes(memoryview(part).cast("B")) for part in parts))
+        return write_parts(self, parts, deadline)
+
     monkeypatch.setattr(Channel, "write", spy)
+    monkeypatch.setattr(Channel, "_write_parts", spy_parts)
     source = (
         (CORRECT / "mnist.py")
         .read_text()
