@@ -29,7 +29,11 @@ MAX_NAMES = 8  # attribute names asked for per class
 MAX_CLASSES = 64  # classes with names to ask for
 MAX_BYTES = 1 << 20  # of arrays, per reply: a big attribute is fetched when it is read
 MAX_ITEMS = 64  # entries of a dict, list or tuple sent along
-_SCALARS = (int, float, bool, str, type(None))
+MAX_TEXT = 64 << 10  # of header text (strings, numbers, array nodes), per reply
+MAX_INT_BITS = 64  # a bigger int is fetched when it is read
+_SCALARS = (float, bool, type(None))
+_NUMPY_SCALARS = frozenset(np.dtype(code).type for code in "?bBhHiIlLqQefdgFDG")
+_NODE_TEXT = 80  # header text of an array's node, about
 MISSING = object()
 
 
@@ -88,6 +92,7 @@ class Prefetch:
                 name, value = entry
                 if type(name) is not str or name not in asked or name in found:
                     raise ProtocolError("an attribute the grader did not ask for")
+                decoder.refs = {}  # each its own object: no entry refers to another
                 found[name] = decoder.decode(value)
         finally:
             decoder.refs, decoder.make_handle, decoder.resolve_ref = refs, make_handle, resolve_ref
@@ -105,8 +110,9 @@ class Prefetch:
 def attributes_of(obj: Any, names: Any) -> list[tuple[str, Any]]:
     """Of `names`, those `getattr(obj, name)` would read straight from the object's own
     `__dict__` (no `__getattribute__` of the student's, no property or other data descriptor
-    of that name on its class), holding data of exact built-in types: reading them runs
-    nothing the student wrote."""
+    of that name on its class), holding data of exact built-in and NumPy types, within
+    `MAX_TEXT` of header: reading them runs nothing the student wrote. The caller treats
+    any exception (a student's thread changing a dict meanwhile) as nothing to send."""
     if type(names) is not list or len(names) > MAX_NAMES:
         raise ProtocolError("bad prefetch list")
     cls = type(obj)
@@ -118,12 +124,15 @@ def attributes_of(obj: Any, names: Any) -> list[tuple[str, Any]]:
     if type(namespace) is not dict:
         return []
     found = []
+    text = 0
     for name in names:
         if type(name) is not str:
             raise ProtocolError("bad prefetch list")
         if name in namespace and not _data_descriptor(_class_attribute(cls, name)):
             value = namespace[name]
-            if _is_data(value, 0):
+            size = _data_text(value, 0)
+            if size is not None and text + size <= MAX_TEXT:
+                text += size
                 found.append((name, value))
     return found
 
@@ -159,23 +168,41 @@ def _class_attribute(cls: type, name: str) -> Any:
 
 
 def _data_descriptor(attribute: Any) -> bool:
-    """Whether a class attribute overrides an instance's own of its name (a property)."""
+    """Whether a class attribute overrides an instance's own of its name (a property),
+    found as lookup finds `__set__` or `__delete__` on its type, without a metaclass's code."""
     kind = type(attribute)
-    return hasattr(kind, "__set__") or hasattr(kind, "__delete__")
+    return (
+        _class_attribute(kind, "__set__") is not MISSING
+        or _class_attribute(kind, "__delete__") is not MISSING
+    )
 
 
-def _is_data(value: Any, depth: int) -> bool:
-    """Arrays, scalars, and dicts (of string keys), lists and tuples of them, small and
-    shallow: exact types, so that encoding them runs no override."""
+def _data_text(value: Any, depth: int) -> int | None:
+    """About how much header text `value` takes if it is data that can come along: arrays,
+    scalars (ints of `MAX_INT_BITS`), strings, and dicts (of string keys), lists and tuples of
+    them, small and shallow; exact types, so that encoding them runs no override. None for
+    anything else."""
     kind = type(value)
-    if kind is np.ndarray or kind in _SCALARS:
-        return True
-    if isinstance(value, np.generic):
-        return kind.__module__ == "numpy"
+    if kind is np.ndarray or kind in _NUMPY_SCALARS:
+        return _NODE_TEXT
+    if kind in _SCALARS:
+        return 24
+    if kind is int:
+        return 24 if value.bit_length() <= MAX_INT_BITS else None
+    if kind is str:
+        return len(value) + 2 if len(value) <= MAX_TEXT else None
     if depth >= 2 or kind not in (dict, list, tuple) or len(value) > MAX_ITEMS:
-        return False
+        return None
+    total = 8
     if kind is dict:
-        if not all(type(key) is str for key in value):
-            return False
+        for key in value:
+            if type(key) is not str or len(key) > MAX_TEXT:
+                return None
+            total += len(key) + 4
         value = value.values()
-    return all(_is_data(item, depth + 1) for item in value)
+    for item in value:
+        size = _data_text(item, depth + 1)
+        if size is None:
+            return None
+        total += size
+    return total

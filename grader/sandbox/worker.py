@@ -360,10 +360,26 @@ class Worker:
             encoder.blobs.clear()
         else:
             if prefetch is not None:
-                attributes = attributes_of(target, prefetch)
-                if attributes:
-                    header["attrs"] = encode_attributes(attributes, encoder.blobs)
+                self._attach_attributes(header, encoder.blobs, target, prefetch)
         self.channel.send(header, encoder.blobs)
+
+    @staticmethod
+    def _attach_attributes(header: dict, blobs: list, target: Any, prefetch: Any) -> None:
+        """The attributes of `target` the grader asked for that can come along (`grader.
+        sandbox.prefetch`): none if reading them fails in any way (the check reads them
+        then), so that the call itself, which succeeded, stays a success."""
+        if type(prefetch) is not list:
+            raise ProtocolError("bad prefetch list")
+        mark = len(blobs)
+        try:
+            attributes = attributes_of(target, prefetch)
+            if attributes:
+                header["attrs"] = encode_attributes(attributes, blobs)
+        except ProtocolError:
+            raise
+        except Exception:
+            header.pop("attrs", None)
+            del blobs[mark:]
 
     def _send(self, header: dict) -> None:
         self.channel.send(header)
