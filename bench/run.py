@@ -66,8 +66,12 @@ def median_time(action, repeats: int) -> float:
 
 def alternating(first, second, repeats: int) -> tuple[float, float]:
     """Median times of two actions run in alternating rounds (NaN for a missing first)."""
-    times = alternating_times(first, second, repeats)
-    return tuple(statistics.median(t) if t else float("nan") for t in times)
+    return medians(alternating_times(first, second, repeats))
+
+
+def medians(times: tuple[list[float], list[float]]) -> tuple[float, float]:
+    """The median of each action's times (NaN for one never run)."""
+    return tuple(statistics.median(t) if t else math.nan for t in times)
 
 
 def alternating_times(first, second, repeats: int) -> tuple[list[float], list[float]]:
@@ -268,7 +272,7 @@ def main() -> None:
                 lambda a=assignment, c=copy: in_process_grade(a, c, device),
                 2 * args.repeats,
             )
-        forked, in_process = (statistics.median(t) if t else math.nan for t in times)
+        forked, in_process = medians(times)
         if same_process == statuses[0]:
             note = (
                 f"same-process {in_process:.2f} s: isolation costs "

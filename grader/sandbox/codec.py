@@ -705,13 +705,12 @@ def pack(header: dict | tuple, blobs: list[bytes], *, marshalled: bool = False) 
     if type(header) is tuple:
         text = marshal.dumps(header, MARSHAL_VERSION)
         return PREFIX.pack(len(text) | MARSHALLED, 0) + text
-    return b"".join([frame_head(header, blobs, marshalled=marshalled), *blobs])
+    return b"".join([frame_head(header, [len(b) for b in blobs], marshalled=marshalled), *blobs])
 
 
-def frame_head(header: dict, blobs: list, *, marshalled: bool = False) -> bytes:
-    """A frame's prefix and header (with the blob lengths): what `pack` puts before the
+def frame_head(header: dict, lengths: list[int], *, marshalled: bool = False) -> bytes:
+    """A frame's prefix and header, given its blobs' `lengths`: what `pack` puts before the
     blobs."""
-    lengths = [len(b) for b in blobs]
     header = {**header, "blobs": lengths}
     if marshalled:
         text = marshal.dumps(header, MARSHAL_VERSION)
@@ -871,10 +870,15 @@ class Channel:
         if the reader has not taken it by `deadline`. `marshalled`: see `pack` (the grader's
         side only). Blobs that add up to `VIEW_BYTES` are written from where they lie
         (arrays' own memory among them), without joining them into one copy first."""
-        if type(header) is tuple or sum(len(b) for b in blobs) < VIEW_BYTES:
-            self.write(pack(header, list(blobs), marshalled=marshalled), deadline)
+        if type(header) is tuple:
+            self.write(pack(header, [], marshalled=marshalled), deadline)
+            return
+        lengths = [len(b) for b in blobs]
+        head = frame_head(header, lengths, marshalled=marshalled)
+        if sum(lengths) < VIEW_BYTES:
+            self.write(b"".join([head, *blobs]), deadline)
         else:
-            self._write_parts([frame_head(header, blobs, marshalled=marshalled), *blobs], deadline)
+            self._write_parts([head, *blobs], deadline)
 
     def write(self, data: bytes, deadline: float | None = None) -> None:
         """Write a frame made by `pack` (or `scalar_reply`), as `send` does."""

@@ -159,16 +159,17 @@ class TorchThreads:
         torch = sys.modules.get("torch")
         if torch is None or not hasattr(torch, "set_num_threads"):
             return
+        threads = torch.get_num_threads()
         if self._set is None:
             if not (spinning or co_located):
                 return
-            before = torch.get_num_threads()
+            before = threads
         else:
             before, current = self._set
-            if torch.get_num_threads() != current:  # someone else chose since: hands off
+            if threads != current:  # someone else chose since: hands off
                 return
         wanted = 1 if co_located else threads_beside_workers(before)
-        if wanted != torch.get_num_threads():
+        if wanted != threads:
             torch.set_num_threads(wanted)
         self._set = (before, wanted)
 

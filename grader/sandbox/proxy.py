@@ -329,7 +329,7 @@ class Sandbox:
         self.protections: dict[str, str] = {}
         self.import_failure: StudentError | None = None
         self.last_function: str | None = None  # what the latest call ran: a hint's subject
-        self.requests = 0  # made to any worker of this sandbox: round trips, for benchmarks
+        self.requests = 0  # round trips to any worker of this sandbox, as tests count them
         self.prefetch = Prefetch()  # attributes that come with a method's reply
         self._process: subprocess.Popen | ForkedWorker | None = None
         self._channel: Channel | None = None

@@ -367,9 +367,8 @@ class Worker:
     def _attach_attributes(header: dict, blobs: list, target: Any, prefetch: Any) -> None:
         """The attributes of `target` the grader asked for that can come along (`grader.
         sandbox.prefetch`): none if reading them fails in any way (the check reads them
-        then), so that the call itself, which succeeded, stays a success."""
-        if type(prefetch) is not list:
-            raise ProtocolError("bad prefetch list")
+        then), so that the call itself, which succeeded, stays a success. A malformed list
+        from the grader is a ProtocolError (`attributes_of`), reported as such."""
         mark = len(blobs)
         try:
             attributes = attributes_of(target, prefetch)
